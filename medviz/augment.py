@@ -1,0 +1,190 @@
+"""Batched, on-device data augmentation for contrastive training (design §5, paper §4).
+
+One call turns a uint8 batch (B, 3, H, W) into an augmented, normalised float batch, with
+independent random parameters per image. All geometric steps -- arbitrary rotation, random
+resized crop, horizontal/vertical flips and 90° rotations -- are composed into one affine matrix
+per image and applied in a single ``grid_sample`` pass, so a larger augmentation set costs no
+extra passes over the pixels.
+
+The sets of the paper:
+* ``default``: RandomResizedCrop(scale 0.2-1, ratio 3/4-4/3) -> horizontal flip (p=0.5) ->
+  ColorJitter(0.4, 0.4, 0.4, 0.1) with p=0.8 -> grayscale with p=0.2 (t-SimCNE's, from SimCLR).
+* ``rot90``: default + vertical flip (p=0.5) + 90° rotation (p=0.5): all 8 symmetries of the
+  square equally likely.
+* ``randrot``: rot90 + rotation by U(-45°, 45°) always, applied first, with the uncovered corners
+  filled with the dataset's mean border colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medviz.colour import adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, to_grayscale
+
+_JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+
+
+class BatchAugment(nn.Module):
+    """Random views of a uint8 batch, plus the plain (un-augmented) preprocessing.
+
+    Args:
+        mean, std: per-channel normalisation of pixels in [0, 1], each 3 floats (from the data).
+        fill: RGB in [0, 1] for corners uncovered by rotation (the dataset's mean border colour).
+        crop_scale, crop_ratio: RandomResizedCrop's area fraction and aspect-ratio ranges.
+            ``crop_scale=(1, 1), crop_ratio=(1, 1)`` disables cropping (the "no crops" ablation).
+        hflip_p: probability of a horizontal flip.
+        dihedral: add vertical flip and 90° rotation, each with p=0.5 (the ``rot90`` set).
+        rotate_degrees: rotation by U(-d, d) applied to every image before the crop; 0 disables.
+        jitter: ColorJitter strengths (brightness, contrast, saturation, hue).
+        jitter_p: probability of applying ColorJitter to an image.
+        gray_p: probability of converting an image to grayscale.
+    """
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        fill: Sequence[float] = (0.0, 0.0, 0.0),
+        crop_scale: Sequence[float] = (0.2, 1.0),
+        crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
+        hflip_p: float = 0.5,
+        dihedral: bool = False,
+        rotate_degrees: float = 0.0,
+        jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1),
+        jitter_p: float = 0.8,
+        gray_p: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("fill", torch.as_tensor(fill, dtype=torch.float32).view(1, 3, 1, 1))
+        self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
+        self.crop_ratio = (float(crop_ratio[0]), float(crop_ratio[1]))
+        self.hflip_p = float(hflip_p)
+        self.dihedral = bool(dihedral)
+        self.rotate_degrees = float(rotate_degrees)
+        self.jitter = tuple(float(j) for j in jitter)
+        self.jitter_p = float(jitter_p)
+        self.gray_p = float(gray_p)
+
+    # ------------------------------------------------------------------ public API
+    def plain(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> normalised float (B, 3, H, W); no randomness (for embedding)."""
+        return self.normalise(images.float() / 255.0)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> one random view per image, normalised float (B, 3, H, W)."""
+        x = images.float() / 255.0
+        x = self.geometric(x)
+        x = self.colour(x)
+        return self.normalise(x)
+
+    # ------------------------------------------------------------------ geometry
+    def sample_geometry(self, batch: int, height: int, width: int, device: torch.device) -> dict:
+        """Random geometric parameters per image, in the units torchvision uses.
+
+        Returns a dict of (B,) tensors: ``angle`` (degrees), ``crop_w``/``crop_h`` (fraction of
+        the image side), ``crop_cx``/``crop_cy`` (window centre in [-1, 1]), ``hflip``, ``vflip``,
+        ``rot90`` (bools).
+        """
+        angle = (torch.rand(batch, device=device) * 2 - 1) * self.rotate_degrees
+        w, h = self._sample_crop_size(batch, height, width, device)
+        # Window position: uniform over all placements that keep it inside the image.
+        cx = (torch.rand(batch, device=device) * 2 - 1) * (1 - w)
+        cy = (torch.rand(batch, device=device) * 2 - 1) * (1 - h)
+        hflip = torch.rand(batch, device=device) < self.hflip_p
+        p_dihedral = 0.5 if self.dihedral else 0.0
+        vflip = torch.rand(batch, device=device) < p_dihedral
+        rot90 = torch.rand(batch, device=device) < p_dihedral
+        return dict(angle=angle, crop_w=w, crop_h=h, crop_cx=cx, crop_cy=cy, hflip=hflip, vflip=vflip, rot90=rot90)
+
+    def _sample_crop_size(self, batch: int, height: int, width: int, device: torch.device):
+        """RandomResizedCrop's size rule, vectorised: 10 tries, first that fits, else whole image."""
+        tries = 10
+        area = torch.empty(batch, tries, device=device).uniform_(*self.crop_scale)
+        log_r = torch.empty(batch, tries, device=device).uniform_(
+            torch.log(torch.tensor(self.crop_ratio[0])).item(), torch.log(torch.tensor(self.crop_ratio[1])).item()
+        )
+        ratio = torch.exp(log_r)
+        # Sizes in pixels as torchvision rounds them, then as fractions of the side.
+        w_px = torch.round(torch.sqrt(area * height * width * ratio))
+        h_px = torch.round(torch.sqrt(area * height * width / ratio))
+        fits = (w_px > 0) & (h_px > 0) & (w_px <= width) & (h_px <= height)
+        first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((batch,), -1, device=device))
+        pick = first.clamp(min=0).unsqueeze(1)
+        w = torch.gather(w_px, 1, pick).squeeze(1) / width
+        h = torch.gather(h_px, 1, pick).squeeze(1) / height
+        whole = first < 0
+        return torch.where(whole, torch.ones_like(w), w), torch.where(whole, torch.ones_like(h), h)
+
+    def affine(self, params: dict, height: int, width: int) -> torch.Tensor:
+        """Per-image 2x3 matrices mapping output coordinates to input coordinates, (B, 2, 3).
+
+        Image operations in order: rotate -> crop -> hflip -> vflip -> rot90. Sampling coordinates
+        compose in the same order: p_in = R · (c + S · (H · V · Q · p_out)).
+        """
+        b = params["angle"].shape[0]
+        dev = params["angle"].device
+        eye = torch.eye(2, device=dev).expand(b, 2, 2)
+        hflip = torch.where(params["hflip"].view(b, 1, 1), torch.diag(torch.tensor([-1.0, 1.0], device=dev)), eye)
+        vflip = torch.where(params["vflip"].view(b, 1, 1), torch.diag(torch.tensor([1.0, -1.0], device=dev)), eye)
+        quarter = torch.tensor([[0.0, -1.0], [1.0, 0.0]], device=dev)
+        rot90 = torch.where(params["rot90"].view(b, 1, 1), quarter, eye)
+        scale = torch.diag_embed(torch.stack([params["crop_w"], params["crop_h"]], dim=1))
+        centre = torch.stack([params["crop_cx"], params["crop_cy"]], dim=1).unsqueeze(2)
+        # Rotation about the image centre, done in pixel units so non-square images stay right.
+        rad = torch.deg2rad(params["angle"])
+        cos, sin = torch.cos(rad), torch.sin(rad)
+        rot = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
+        to_px = torch.diag(torch.tensor([width / 2.0, height / 2.0], device=dev))
+        from_px = torch.diag(torch.tensor([2.0 / width, 2.0 / height], device=dev))
+        rot = from_px @ rot @ to_px
+        linear = rot @ scale @ hflip @ vflip @ rot90
+        return torch.cat([linear, rot @ centre], dim=2)
+
+    def geometric(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
+        """Apply rotation, crop-resize and flips in one warp; float (B, 3, H, W) in [0, 1]."""
+        b, _, h, w = x.shape
+        params = params or self.sample_geometry(b, h, w, x.device)
+        grid = F.affine_grid(self.affine(params, h, w), [b, 3, h, w], align_corners=False)
+        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        if self.rotate_degrees > 0:
+            inside = (grid.abs() <= 1).all(dim=-1, keepdim=True).permute(0, 3, 1, 2)
+            out = torch.where(inside, out, self.fill.to(out.dtype))
+        return out
+
+    # ------------------------------------------------------------------ colour
+    def colour(self, x: torch.Tensor) -> torch.Tensor:
+        """ColorJitter (random op order per image, as torchvision) then random grayscale."""
+        b = x.shape[0]
+        dev = x.device
+        if self.jitter_p > 0 and any(self.jitter):
+            apply = torch.rand(b, device=dev) < self.jitter_p
+            factors = self.sample_jitter(b, dev)
+            order = torch.argsort(torch.rand(b, 4, device=dev), dim=1)
+            for step in range(4):
+                for op_index, op in enumerate(_JITTER_OPS):
+                    if not self.jitter[op_index]:
+                        continue
+                    chosen = torch.nonzero(apply & (order[:, step] == op_index)).squeeze(1)
+                    if chosen.numel():
+                        x[chosen] = op(x[chosen], factors[chosen, op_index])
+        if self.gray_p > 0:
+            gray = torch.rand(b, device=dev) < self.gray_p
+            x = torch.where(gray.view(b, 1, 1, 1), to_grayscale(x).expand_as(x), x)
+        return x
+
+    def sample_jitter(self, batch: int, device: torch.device) -> torch.Tensor:
+        """(B, 4) factors: brightness, contrast, saturation in [1-s, 1+s]; hue in [-h, h]."""
+        bri, con, sat, hue = self.jitter
+        lo = torch.tensor([max(0.0, 1 - bri), max(0.0, 1 - con), max(0.0, 1 - sat), -hue], device=device)
+        hi = torch.tensor([1 + bri, 1 + con, 1 + sat, hue], device=device)
+        return lo + (hi - lo) * torch.rand(batch, 4, device=device)

@@ -1,0 +1,88 @@
+"""One LightningDataModule for every in-memory dataset: it serves raw uint8 batches.
+
+Augmentation does not happen here: batches go to the model's device as uint8 and the method
+augments them there in one batched pass (design §5). That keeps loader workers idle for small
+images and makes a batch of 1024 cost one tensor index, not 1024 PIL calls.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from medviz.data.arrays import ImageArrays
+
+
+class UInt8Images(Dataset):
+    """Images as one uint8 tensor (N, 3, H, W); fetching a list of indices is one gather.
+
+    ``__getitems__`` lets PyTorch's DataLoader fetch a whole batch in one call, while samplers
+    (shuffling, DistributedSampler) keep working on single indices as usual.
+    """
+
+    def __init__(self, images_nhwc: np.ndarray) -> None:
+        self.images = torch.from_numpy(np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2)))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], torch.tensor(index)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return self.images[idx], idx
+
+
+def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collate for ``__getitems__``: the dataset already returns (images, indices)."""
+    return batch
+
+
+class ArrayDataModule(L.LightningDataModule):
+    """Serves ``(images uint8 (B, 3, H, W), indices int64 (B,))`` batches.
+
+    Args:
+        data: the dataset.
+        batch_size: global batch size b (the paper: 1024; PCam 512). Under DDP each process
+            gets b / world_size so the loss still sees b images per step.
+        num_workers: loader workers; 0 is fastest for in-memory arrays.
+    """
+
+    def __init__(self, data: ImageArrays, batch_size: int, num_workers: int = 0) -> None:
+        super().__init__()
+        self.data = data
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.dataset = UInt8Images(data.images)
+        if batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2 for a contrastive loss, got {batch_size}")
+        if batch_size > len(data):
+            raise ValueError(
+                f"batch_size={batch_size} is larger than dataset '{data.name}' "
+                f"({len(data)} images): lower batch_size to at most {len(data)}"
+            )
+
+    def _per_process_batch(self) -> int:
+        world = self.trainer.world_size if self.trainer is not None else 1
+        return max(1, self.batch_size // world)
+
+    def _loader(self, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            collate_fn=_already_batched,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        # drop_last: a short final batch would change the number of negatives per step.
+        return self._loader(self._per_process_batch(), shuffle=True, drop_last=True)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(max(self._per_process_batch(), 256), shuffle=False, drop_last=False)

@@ -1,0 +1,32 @@
+"""kNN classification accuracy of an embedding (paper §4: k = 15, 9:1 train/test split)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+
+
+def knn_accuracy(
+    points: np.ndarray, labels: np.ndarray, k: int = 15, test_size: float = 0.1, seed: int = 0
+) -> float:
+    """Accuracy of a k-nearest-neighbour classifier on a stratified, seeded 9:1 split.
+
+    Args:
+        points: (N, d) coordinates (d = 2 for a map).
+        labels: (N,) integer class labels.
+        k: neighbours (paper: 15).
+        test_size: held-out fraction (paper: 0.1).
+        seed: split seed; the same seed gives the same split.
+    """
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError("kNN accuracy needs at least 2 classes")
+    # Stratify only when every class can appear on both sides of the split.
+    stratify = labels if counts.min() >= 2 else None
+    x_train, x_test, y_train, y_test = train_test_split(
+        points, labels, test_size=test_size, stratify=stratify, random_state=seed
+    )
+    model = KNeighborsClassifier(n_neighbors=min(k, len(x_train)))
+    return float(model.fit(x_train, y_train).score(x_test, y_test))

@@ -1,0 +1,1 @@
+"""Self-supervised methods as LightningModules sharing one small base."""

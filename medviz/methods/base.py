@@ -1,0 +1,70 @@
+"""What every method shares: on-device augmentation, SGD with warmup-cosine, embedding output."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from medviz.augment import BatchAugment
+
+
+class ContrastiveMethod(L.LightningModule):
+    """Base for contrastive methods trained on two augmented views of each image.
+
+    Batches arrive from :class:`~medviz.data.ArrayDataModule` as ``(uint8 images, indices)``
+    and are augmented here, on the model's device, after the transfer (design §5).
+
+    Args:
+        backbone: feature extractor with ``out_dim``.
+        augment: random views and the plain preprocessing of the dataset.
+        lr: peak learning rate (the paper: 0.03 · b / 256).
+        momentum, weight_decay: SGD settings (ref: 0.9, 5e-4).
+        grad_clip: clip the gradient norm to this value; None (the paper) disables it.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        augment: BatchAugment,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        grad_clip: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.augment = augment
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, indices = batch
+        if self.trainer is not None and self.trainer.training:
+            return self.augment(images), self.augment(images), indices
+        return self.augment.plain(images), indices
+
+    def make_sgd(self, params: list[nn.Parameter], lr: float) -> torch.optim.SGD:
+        return torch.optim.SGD(params, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        if self.grad_clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+
+    def log_step(self, parts: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Log the loss and its parts every step, and the current learning rate."""
+        for key, value in parts.items():
+            self.log(f"train/{key}", value, prog_bar=key == "loss", batch_size=batch_size)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=batch_size)
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs the whole training runs for (the Trainer's max_epochs)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features (B, D) of preprocessed images (B, 3, H, W)."""
+        return self.backbone(x)

@@ -1,0 +1,1 @@
+"""Backbones (a registry by name) and projection heads."""

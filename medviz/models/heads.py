@@ -1,0 +1,34 @@
+"""t-SimCNE's projection head, holding both output layers from the start.
+
+Linear(D, 1024) -> ReLU -> Linear(1024, 128) in stage 1; the last layer is replaced by a new
+Linear(1024, 2) for stages 2-3 (design §3, no BatchNorm in the head). Both output layers are
+created at construction, and a ``stage`` buffer (saved in every checkpoint) says which one is
+used. Nothing is ever created mid-training, so:
+
+* the optimiser built at the start of each stage always sees the layer that stage trains;
+* DDP wraps every parameter at start-up and no layer needs synchronising later;
+* a checkpoint from any stage loads into a freshly built model: same keys, same shapes, and the
+  stage comes back with the weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TSimCNEHead(nn.Module):
+    """Maps backbone features (B, D) to the output (B, 128) in stage 1 or (B, 2) afterwards."""
+
+    def __init__(self, in_dim: int, hidden_dim: int = 1024, high_dim: int = 128, out_dim: int = 2) -> None:
+        super().__init__()
+        self.hidden = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True))
+        self.to_high = nn.Linear(hidden_dim, high_dim)
+        self.to_2d = nn.Linear(hidden_dim, out_dim)
+        # Reference initialisation of the new 2-D layer: weights ~ N(0, 1) (design §3).
+        nn.init.normal_(self.to_2d.weight, mean=0.0, std=1.0)
+        self.register_buffer("use_2d", torch.tensor(False))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = self.hidden(features)
+        return self.to_2d(hidden) if bool(self.use_2d) else self.to_high(hidden)

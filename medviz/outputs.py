@@ -1,0 +1,58 @@
+"""What a finished run leaves in its folder: embedding.npz, metrics.json, map.png."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from medviz.data.arrays import ImageArrays
+from medviz.evaluation import knn_accuracy, silhouette_score
+from medviz.evaluation.tsne import pixel_tsne
+from medviz.plots import plot_map
+
+
+def save_embedding(run_dir: Path, coords: np.ndarray, data: ImageArrays, indices: np.ndarray) -> Path:
+    """``embedding.npz``: ``embedding`` float32 (N, 2), ``labels`` int64 (N,), ``index`` int64 (N,),
+    ``class_names`` (C,) -- rows in dataset order, so ``index[i] == i``."""
+    path = run_dir / "embedding.npz"
+    np.savez(
+        path,
+        embedding=coords.astype(np.float32),
+        labels=data.labels,
+        index=indices.astype(np.int64),
+        class_names=np.array(data.class_names),
+    )
+    return path
+
+
+def map_metrics(coords: np.ndarray, labels: np.ndarray, k: int, seed: int) -> dict[str, float]:
+    """kNN accuracy and silhouette of a map; empty when there are fewer than 2 labelled classes."""
+    labelled = labels >= 0
+    if len(np.unique(labels[labelled])) < 2:
+        return {}
+    return {
+        "knn_accuracy": knn_accuracy(coords[labelled], labels[labelled], k=k, seed=seed),
+        "silhouette": silhouette_score(coords[labelled], labels[labelled]),
+    }
+
+
+def pixel_tsne_metrics(data: ImageArrays, k: int, seed: int) -> dict[str, float]:
+    coords = pixel_tsne(data.images, seed=seed)
+    return {f"pixel_tsne_{key}": value for key, value in map_metrics(coords, data.labels, k, seed).items()}
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> Path:
+    path = run_dir / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)  # atomic: a crash never leaves a half-written metrics.json
+    return path
+
+
+def save_map_figure(run_dir: Path, coords: np.ndarray, data: ImageArrays, label: str, metrics: dict) -> Path:
+    parts = [label]
+    if "knn_accuracy" in metrics:
+        parts.append(f"kNN {metrics['knn_accuracy']:.3f}, silhouette {metrics['silhouette']:.3f}")
+    return plot_map(coords, data.labels, data.class_names, run_dir / "map.png", title="\n".join(parts))

@@ -1,0 +1,143 @@
+"""train(cfg): the only place that reads a whole config; everything else takes built objects."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from medviz.callbacks import StageSchedule
+from medviz.data import ArrayDataModule, ImageArrays
+from medviz.methods.base import ContrastiveMethod
+from medviz.outputs import map_metrics, pixel_tsne_metrics, save_embedding, save_map_figure, write_metrics
+from medviz.runtime import format_duration, resolve_precision, seconds_per_image_step, uses_gpu
+
+log = logging.getLogger("medviz")
+
+# Above this much estimated CPU time, warn and point to the quickstart preset.
+_CPU_WARN_SECONDS = 30 * 60
+
+
+def run_dir_from(cfg: DictConfig) -> Path:
+    """The run folder: Hydra's output dir when running under Hydra, else ``cfg.run_dir``."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.run_dir)
+
+
+def build_data(cfg: DictConfig) -> ImageArrays:
+    data: ImageArrays = instantiate(cfg.dataset.source)
+    counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
+    log.info(f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; classes: {counts}")
+    return data
+
+
+def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
+    mean, std = data.channel_stats()
+    augment = instantiate(cfg.aug.transform, mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist())
+    backbone = instantiate(cfg.backbone)
+    lr = cfg.method.base_lr * cfg.batch_size / 256
+    return instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
+
+
+def build_trainer(cfg: DictConfig, module: ContrastiveMethod, run_dir: Path) -> L.Trainer:
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="epoch{epoch:04d}",
+            auto_insert_metric_name=False,
+            every_n_epochs=cfg.checkpoint_every,
+            save_top_k=-1 if cfg.checkpoint_every else 0,
+            save_last=True,
+        )
+    ]
+    if hasattr(module, "schedule"):
+        callbacks.append(StageSchedule())
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    precision = resolve_precision(trainer_cfg.pop("precision"), str(cfg.trainer.accelerator))
+    make_trainer = instantiate(OmegaConf.create(trainer_cfg))  # a partial: the run supplies the rest
+    return make_trainer(
+        max_epochs=module.total_epochs,
+        precision=precision,
+        callbacks=callbacks,
+        logger=instantiate(cfg.logger),
+        default_root_dir=str(run_dir),
+    )
+
+
+def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageArrays) -> None:
+    """On a CPU-only machine, estimate the run's duration and point to the quickstart preset."""
+    if uses_gpu(str(cfg.trainer.accelerator)):
+        return
+    per_image = seconds_per_image_step(module, (3, data.image_size, data.image_size))
+    steps_images = module.total_epochs * (len(data) // cfg.batch_size) * cfg.batch_size
+    estimate = per_image * steps_images
+    if estimate > _CPU_WARN_SECONDS:
+        log.warning(
+            f"no GPU: this run ({module.total_epochs} epochs x {len(data)} images, "
+            f"backbone {cfg.backbone.name}) would take about {format_duration(estimate)} on this CPU. "
+            "For a CPU demo that finishes in minutes use `python train.py experiment=quickstart`."
+        )
+
+
+def predict(trainer: L.Trainer, module: ContrastiveMethod, datamodule: ArrayDataModule) -> dict[str, np.ndarray]:
+    """Embed every image without augmentation; rows come back in dataset order."""
+    outputs = trainer.predict(module, datamodule=datamodule)
+    merged = {key: torch.cat([o[key] for o in outputs]).cpu().numpy() for key in outputs[0]}
+    order = np.argsort(merged["index"], kind="stable")
+    return {key: value[order] for key, value in merged.items()}
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train one run and write its folder; returns the metrics."""
+    run_dir = run_dir_from(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    L.seed_everything(cfg.seed, workers=True)
+
+    data = build_data(cfg)
+    datamodule = ArrayDataModule(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+    module = build_module(cfg, data)
+    warn_if_slow_on_cpu(cfg, module, data)
+    trainer = build_trainer(cfg, module, run_dir)
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    train_minutes = (time.perf_counter() - start) / 60
+    if trainer.interrupted:
+        log.warning(f"training was interrupted; checkpoints are in {run_dir / 'checkpoints'}")
+        return {}
+
+    result = predict(trainer, module, datamodule)
+    coords = result["embedding"]
+    save_embedding(run_dir, coords, data, result["index"])
+    metrics = {"train_minutes": round(train_minutes, 2), "n_images": len(data), "epochs": module.total_epochs}
+    metrics.update(map_metrics(coords, data.labels, k=cfg.eval.knn_k, seed=cfg.seed))
+    if cfg.eval.pixel_tsne:
+        metrics.update(pixel_tsne_metrics(data, k=cfg.eval.knn_k, seed=cfg.seed))
+    write_metrics(run_dir, metrics)
+    label = f"{data.name} · {cfg.method.name} · aug={cfg.aug.name} · seed {cfg.seed}"
+    save_map_figure(run_dir, coords, data, label, metrics)
+    report(run_dir, metrics)
+    return metrics
+
+
+def report(run_dir: Path, metrics: dict) -> None:
+    lines = [f"run folder: {run_dir}"]
+    if "knn_accuracy" in metrics:
+        lines.append(f"map kNN accuracy (k=15): {metrics['knn_accuracy']:.3f}   silhouette: {metrics['silhouette']:.3f}")
+    if "pixel_tsne_knn_accuracy" in metrics:
+        lines.append(
+            f"pixel t-SNE kNN accuracy:  {metrics['pixel_tsne_knn_accuracy']:.3f}   "
+            f"silhouette: {metrics['pixel_tsne_silhouette']:.3f}"
+        )
+    lines.append(f"training took {metrics['train_minutes']:.1f} min; map: {run_dir / 'map.png'}")
+    print("\n".join(lines), flush=True)
