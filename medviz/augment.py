@@ -23,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medviz.colour import adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, to_grayscale
+from medviz.colour import (
+    adjust_brightness,
+    adjust_contrast,
+    adjust_hue,
+    adjust_saturation,
+    to_grayscale,
+)
 
 _JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
@@ -104,21 +110,33 @@ class BatchAugment(nn.Module):
         p_dihedral = 0.5 if self.dihedral else 0.0
         vflip = torch.rand(batch, device=device) < p_dihedral
         rot90 = torch.rand(batch, device=device) < p_dihedral
-        return dict(angle=angle, crop_w=w, crop_h=h, crop_cx=cx, crop_cy=cy, hflip=hflip, vflip=vflip, rot90=rot90)
+        return dict(
+            angle=angle,
+            crop_w=w,
+            crop_h=h,
+            crop_cx=cx,
+            crop_cy=cy,
+            hflip=hflip,
+            vflip=vflip,
+            rot90=rot90,
+        )
 
     def _sample_crop_size(self, batch: int, height: int, width: int, device: torch.device):
-        """RandomResizedCrop's size rule, vectorised: 10 tries, first that fits, else whole image."""
+        """RandomResizedCrop's size rule, vectorised: 10 tries, the first that fits, else all."""
         tries = 10
         area = torch.empty(batch, tries, device=device).uniform_(*self.crop_scale)
         log_r = torch.empty(batch, tries, device=device).uniform_(
-            torch.log(torch.tensor(self.crop_ratio[0])).item(), torch.log(torch.tensor(self.crop_ratio[1])).item()
+            torch.log(torch.tensor(self.crop_ratio[0])).item(),
+            torch.log(torch.tensor(self.crop_ratio[1])).item(),
         )
         ratio = torch.exp(log_r)
         # Sizes in pixels as torchvision rounds them, then as fractions of the side.
         w_px = torch.round(torch.sqrt(area * height * width * ratio))
         h_px = torch.round(torch.sqrt(area * height * width / ratio))
         fits = (w_px > 0) & (h_px > 0) & (w_px <= width) & (h_px <= height)
-        first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((batch,), -1, device=device))
+        first = torch.where(
+            fits.any(1), fits.float().argmax(1), torch.full((batch,), -1, device=device)
+        )
         pick = first.clamp(min=0).unsqueeze(1)
         w = torch.gather(w_px, 1, pick).squeeze(1) / width
         h = torch.gather(h_px, 1, pick).squeeze(1) / height
@@ -134,8 +152,12 @@ class BatchAugment(nn.Module):
         b = params["angle"].shape[0]
         dev = params["angle"].device
         eye = torch.eye(2, device=dev).expand(b, 2, 2)
-        hflip = torch.where(params["hflip"].view(b, 1, 1), torch.diag(torch.tensor([-1.0, 1.0], device=dev)), eye)
-        vflip = torch.where(params["vflip"].view(b, 1, 1), torch.diag(torch.tensor([1.0, -1.0], device=dev)), eye)
+        hflip = torch.where(
+            params["hflip"].view(b, 1, 1), torch.diag(torch.tensor([-1.0, 1.0], device=dev)), eye
+        )
+        vflip = torch.where(
+            params["vflip"].view(b, 1, 1), torch.diag(torch.tensor([1.0, -1.0], device=dev)), eye
+        )
         quarter = torch.tensor([[0.0, -1.0], [1.0, 0.0]], device=dev)
         rot90 = torch.where(params["rot90"].view(b, 1, 1), quarter, eye)
         scale = torch.diag_embed(torch.stack([params["crop_w"], params["crop_h"]], dim=1))
@@ -185,6 +207,8 @@ class BatchAugment(nn.Module):
     def sample_jitter(self, batch: int, device: torch.device) -> torch.Tensor:
         """(B, 4) factors: brightness, contrast, saturation in [1-s, 1+s]; hue in [-h, h]."""
         bri, con, sat, hue = self.jitter
-        lo = torch.tensor([max(0.0, 1 - bri), max(0.0, 1 - con), max(0.0, 1 - sat), -hue], device=device)
+        lo = torch.tensor(
+            [max(0.0, 1 - bri), max(0.0, 1 - con), max(0.0, 1 - sat), -hue], device=device
+        )
         hi = torch.tensor([1 + bri, 1 + con, 1 + sat, hue], device=device)
         return lo + (hi - lo) * torch.rand(batch, 4, device=device)

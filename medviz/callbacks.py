@@ -24,5 +24,6 @@ class StageSchedule(L.Callback):
         stage = pl_module.stage
         rank_zero_info(
             f"[medviz] epoch {trainer.current_epoch}: entering {stage.name} "
-            f"({stage.epochs} epochs, lr {pl_module.lr * stage.lr_scale:.3g}, trains {stage.trains})"
+            f"({stage.epochs} epochs, lr {pl_module.lr * stage.lr_scale:.3g}, "
+            f"trains {stage.trains})"
         )

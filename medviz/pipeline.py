@@ -9,7 +9,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
@@ -17,7 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 from medviz.callbacks import StageSchedule
 from medviz.data import ArrayDataModule, ImageArrays
 from medviz.methods.base import ContrastiveMethod
-from medviz.outputs import map_metrics, pixel_tsne_metrics, save_embedding, save_map_figure, write_metrics
+from medviz.outputs import (
+    map_metrics,
+    pixel_tsne_metrics,
+    save_embedding,
+    save_map_figure,
+    write_metrics,
+)
 from medviz.runtime import format_duration, resolve_precision, seconds_per_image_step, uses_gpu
 
 log = logging.getLogger("medviz")
@@ -26,23 +31,21 @@ log = logging.getLogger("medviz")
 _CPU_WARN_SECONDS = 30 * 60
 
 
-def run_dir_from(cfg: DictConfig) -> Path:
-    """The run folder: Hydra's output dir when running under Hydra, else ``cfg.run_dir``."""
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path(cfg.run_dir)
-
-
 def build_data(cfg: DictConfig) -> ImageArrays:
     data: ImageArrays = instantiate(cfg.dataset.source)
     counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
-    log.info(f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; classes: {counts}")
+    log.info(
+        f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; "
+        f"classes: {counts}"
+    )
     return data
 
 
 def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
     mean, std = data.channel_stats()
-    augment = instantiate(cfg.aug.transform, mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist())
+    augment = instantiate(
+        cfg.aug.transform, mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist()
+    )
     backbone = instantiate(cfg.backbone)
     lr = cfg.method.base_lr * cfg.batch_size / 256
     return instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
@@ -63,7 +66,9 @@ def build_trainer(cfg: DictConfig, module: ContrastiveMethod, run_dir: Path) -> 
         callbacks.append(StageSchedule())
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     precision = resolve_precision(trainer_cfg.pop("precision"), str(cfg.trainer.accelerator))
-    make_trainer = instantiate(OmegaConf.create(trainer_cfg))  # a partial: the run supplies the rest
+    make_trainer = instantiate(
+        OmegaConf.create(trainer_cfg)
+    )  # a partial: the run supplies the rest
     return make_trainer(
         max_epochs=module.total_epochs,
         precision=precision,
@@ -83,12 +88,15 @@ def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageA
     if estimate > _CPU_WARN_SECONDS:
         log.warning(
             f"no GPU: this run ({module.total_epochs} epochs x {len(data)} images, "
-            f"backbone {cfg.backbone.name}) would take about {format_duration(estimate)} on this CPU. "
+            f"backbone {cfg.backbone.name}) would take about {format_duration(estimate)} "
+            "on this CPU. "
             "For a CPU demo that finishes in minutes use `python train.py experiment=quickstart`."
         )
 
 
-def predict(trainer: L.Trainer, module: ContrastiveMethod, datamodule: ArrayDataModule) -> dict[str, np.ndarray]:
+def predict(
+    trainer: L.Trainer, module: ContrastiveMethod, datamodule: ArrayDataModule
+) -> dict[str, np.ndarray]:
     """Embed every image without augmentation; rows come back in dataset order."""
     outputs = trainer.predict(module, datamodule=datamodule)
     merged = {key: torch.cat([o[key] for o in outputs]).cpu().numpy() for key in outputs[0]}
@@ -98,7 +106,7 @@ def predict(trainer: L.Trainer, module: ContrastiveMethod, datamodule: ArrayData
 
 def train(cfg: DictConfig) -> dict:
     """Train one run and write its folder; returns the metrics."""
-    run_dir = run_dir_from(cfg)
+    run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
@@ -119,7 +127,11 @@ def train(cfg: DictConfig) -> dict:
     result = predict(trainer, module, datamodule)
     coords = result["embedding"]
     save_embedding(run_dir, coords, data, result["index"])
-    metrics = {"train_minutes": round(train_minutes, 2), "n_images": len(data), "epochs": module.total_epochs}
+    metrics = {
+        "train_minutes": round(train_minutes, 2),
+        "n_images": len(data),
+        "epochs": module.total_epochs,
+    }
     metrics.update(map_metrics(coords, data.labels, k=cfg.eval.knn_k, seed=cfg.seed))
     if cfg.eval.pixel_tsne:
         metrics.update(pixel_tsne_metrics(data, k=cfg.eval.knn_k, seed=cfg.seed))
@@ -133,7 +145,10 @@ def train(cfg: DictConfig) -> dict:
 def report(run_dir: Path, metrics: dict) -> None:
     lines = [f"run folder: {run_dir}"]
     if "knn_accuracy" in metrics:
-        lines.append(f"map kNN accuracy (k=15): {metrics['knn_accuracy']:.3f}   silhouette: {metrics['silhouette']:.3f}")
+        lines.append(
+            f"map kNN accuracy (k=15): {metrics['knn_accuracy']:.3f}   "
+            f"silhouette: {metrics['silhouette']:.3f}"
+        )
     if "pixel_tsne_knn_accuracy" in metrics:
         lines.append(
             f"pixel t-SNE kNN accuracy:  {metrics['pixel_tsne_knn_accuracy']:.3f}   "

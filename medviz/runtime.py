@@ -25,7 +25,9 @@ def resolve_precision(precision: str | int, accelerator: str) -> str | int:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
 
 
-def seconds_per_image_step(module: ContrastiveMethod, image_shape: tuple[int, int, int], probe_batch: int = 16) -> float:
+def seconds_per_image_step(
+    module: ContrastiveMethod, image_shape: tuple[int, int, int], probe_batch: int = 16
+) -> float:
     """Measure one full training step (augment, forward, backward) on CPU, per image.
 
     Runs on a copy of nothing: the step's gradients are discarded and no optimiser steps, so the

@@ -58,7 +58,9 @@ class ArrayDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.dataset = UInt8Images(data.images)
         if batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2 for a contrastive loss, got {batch_size}")
+            raise ValueError(
+                f"batch_size must be at least 2 for a contrastive loss, got {batch_size}"
+            )
         if batch_size > len(data):
             raise ValueError(
                 f"batch_size={batch_size} is larger than dataset '{data.name}' "

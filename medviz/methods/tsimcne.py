@@ -85,7 +85,10 @@ class TSimCNE(ContrastiveMethod):
         stage = self.stage
         optimiser = self.make_sgd(self.trainable_parameters(), self.lr * stage.lr_scale)
         scheduler = LambdaLR(optimiser, stage.lr_factor)
-        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimiser,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,14 +108,16 @@ class TSimCNE(ContrastiveMethod):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         view_a, view_b, _ = batch
         if self.stage.output == "anneal":
-            progress = (self.current_epoch + batch_idx / max(1, self.trainer.num_training_batches)) / max(
-                1, self.schedule.total_epochs
-            )
+            progress = (
+                self.current_epoch + batch_idx / max(1, self.trainer.num_training_batches)
+            ) / max(1, self.schedule.total_epochs)
             self.dim_scale.fill_(self.schedule.dim_scale(progress))
         z = self(torch.cat([view_a, view_b], dim=0))
         parts = cauchy_infonce(*z.chunk(2, dim=0))
         self.log_step(parts, batch_size=view_a.shape[0])
-        self.log("train/stage", float(self.stage_index) + 1, prog_bar=True, batch_size=view_a.shape[0])
+        self.log(
+            "train/stage", float(self.stage_index) + 1, prog_bar=True, batch_size=view_a.shape[0]
+        )
         return parts["loss"]
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:

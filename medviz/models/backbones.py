@@ -44,7 +44,11 @@ def resnet18_imagenet() -> Backbone:
 
 def tinycnn(width: int = 32) -> Backbone:
     def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
-        return [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        return [
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
 
     body = nn.Sequential(
         *block(3, width, 1),
@@ -67,5 +71,7 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
 def build_backbone(name: str, **kwargs) -> Backbone:
     """Build a registered backbone by name; unknown names list the valid ones."""
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone '{name}'; choose one of: {', '.join(sorted(BACKBONES))}")
+        raise ValueError(
+            f"unknown backbone '{name}'; choose one of: {', '.join(sorted(BACKBONES))}"
+        )
     return BACKBONES[name](**kwargs)

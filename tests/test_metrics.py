@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+from sklearn.metrics import silhouette_score as sk_silhouette
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
+
+from medviz.evaluation import knn_accuracy, silhouette_score
+
+
+def clustered(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n)
+    points = rng.normal(0, 1, (n, 2)) + labels[:, None] * 2.5
+    return points, labels
+
+
+@pytest.mark.parametrize("data", ["random", "clustered"])
+def test_silhouette_equals_sklearn(data):
+    points, labels = clustered()
+    if data == "random":
+        points = np.random.default_rng(3).normal(size=points.shape)
+    ours = silhouette_score(points, labels, chunk_size=97)  # chunk not dividing N
+    assert ours == pytest.approx(sk_silhouette(points, labels), abs=1e-9)
+
+
+def test_silhouette_singleton_cluster_scores_zero_like_sklearn():
+    points, labels = clustered(50)
+    labels = labels.copy()
+    labels[0] = 9  # a cluster of one point
+    assert silhouette_score(points, labels) == pytest.approx(
+        sk_silhouette(points, labels), abs=1e-9
+    )
+
+
+def test_knn_equals_sklearn_on_the_same_split():
+    points, labels = clustered(seed=1)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        points, labels, test_size=0.1, stratify=labels, random_state=5
+    )
+    expected = KNeighborsClassifier(15).fit(x_tr, y_tr).score(x_te, y_te)
+    assert knn_accuracy(points, labels, k=15, seed=5) == pytest.approx(expected)
+    assert knn_accuracy(points, labels) > 0.8  # well-separated clusters are classified well

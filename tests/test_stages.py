@@ -1,0 +1,109 @@
+"""t-SimCNE's three stages: output size, trainable parameters, optimiser contents, lr per stage."""
+
+import lightning as L
+import pytest
+import torch
+
+from medviz.callbacks import StageSchedule
+from medviz.data import ArrayDataModule
+from medviz.data.synthblood import load_synthblood
+from medviz.pipeline import build_module
+from tests.conftest import TINY, compose_config
+
+
+class Recorder(L.Callback):
+    """Snapshots what the module and optimiser look like in the first step of every epoch."""
+
+    def __init__(self):
+        self.epochs = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx:
+            return
+        optimiser = trainer.optimizers[0]
+        in_optimiser = {id(p) for group in optimiser.param_groups for p in group["params"]}
+        names = {id(p): n for n, p in module.named_parameters()}
+        with torch.no_grad():
+            out = module(batch[0][:2])
+        self.epochs.append(
+            dict(
+                stage=int(module.stage_index),
+                out_dim=out.shape[1],
+                optimised={names[i] for i in in_optimiser},
+                trainable={n for n, p in module.named_parameters() if p.requires_grad},
+                lr=optimiser.param_groups[0]["lr"],
+                optimiser_id=id(optimiser),
+                backbone=[p.detach().clone() for p in module.backbone.parameters()],
+                bn_stats=module.backbone.body[1].running_mean.clone(),
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def staged_run(tmp_path_factory):
+    overrides = [*TINY, "schedule.epochs=[2,2,2]", "schedule.warmup_epochs=[1,0,1]"]
+    cfg = compose_config(overrides, run_dir=tmp_path_factory.mktemp("run"))
+    data = load_synthblood(n_images=96, seed=0)
+    module = build_module(cfg, data)
+    recorder = Recorder()
+    trainer = L.Trainer(
+        max_epochs=module.total_epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[StageSchedule(), recorder],
+    )
+    trainer.fit(module, datamodule=ArrayDataModule(data, batch_size=32))
+    return module, recorder.epochs
+
+
+def test_output_dims_and_stage_per_epoch(staged_run):
+    _, epochs = staged_run
+    assert [e["stage"] for e in epochs] == [0, 0, 1, 1, 2, 2]
+    assert [e["out_dim"] for e in epochs] == [128, 128, 2, 2, 2, 2]
+
+
+def test_stage2_trains_only_the_new_2d_layer_and_bn_stays_in_train_mode(staged_run):
+    _, epochs = staged_run
+    assert epochs[2]["optimised"] == {"head.to_2d.weight", "head.to_2d.bias"}
+    assert epochs[2]["trainable"] == {"head.to_2d.weight", "head.to_2d.bias"}
+    # Backbone weights do not move during stage 2 ...
+    for before, after in zip(epochs[2]["backbone"], epochs[4]["backbone"], strict=True):
+        assert torch.equal(before, after)
+    # ... but BatchNorm running statistics still update (reference behaviour).
+    assert not torch.equal(epochs[2]["bn_stats"], epochs[4]["bn_stats"])
+
+
+def test_stage1_and_3_optimise_everything_but_the_unused_output_layer(staged_run):
+    module, epochs = staged_run
+    everything = {n for n, _ in module.named_parameters()}
+    assert epochs[0]["optimised"] == everything - {"head.to_2d.weight", "head.to_2d.bias"}
+    assert epochs[4]["optimised"] == everything - {"head.to_high.weight", "head.to_high.bias"}
+
+
+def test_fresh_optimiser_and_lr_schedule_per_stage(staged_run):
+    module, epochs = staged_run
+    ids = [e["optimiser_id"] for e in epochs]
+    assert ids[0] == ids[1] and ids[2] == ids[3] and ids[4] == ids[5]
+    assert len({ids[0], ids[2], ids[4]}) == 3
+    lr = module.lr  # 0.03 * 32 / 256
+    assert lr == pytest.approx(0.00375)
+    # Stage 1: warmup epoch at 0, then peak. Stage 2: no warmup. Stage 3: warmup, then lr / 1000.
+    expected = [
+        0.0,
+        lr,
+        lr,
+        pytest.approx(lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi / 2)).item())),
+        0.0,
+        lr * 1e-3,
+    ]
+    assert [e["lr"] for e in epochs] == [
+        pytest.approx(x) if isinstance(x, float) else x for x in expected
+    ]
+
+
+def test_final_module_is_in_stage_3(staged_run):
+    module, _ = staged_run
+    assert int(module.stage_index) == 2 and bool(module.head.use_2d)

@@ -1,0 +1,108 @@
+"""A short 3-stage fit through the real pipeline and through train.py itself."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from medviz.data.synthblood import load_synthblood
+from medviz.pipeline import build_module, train
+from tests.conftest import REPO, TINY
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from tests.conftest import compose_config
+
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = compose_config(
+        [*TINY, "schedule.epochs=[2,1,1]", "schedule.warmup_epochs=[1,0,0]"], run_dir=run_dir
+    )
+    metrics = train(cfg)
+    return cfg, run_dir, metrics
+
+
+def test_run_folder_has_every_output(finished_run):
+    _, run_dir, metrics = finished_run
+    for name in [
+        "config.yaml",
+        "embedding.npz",
+        "metrics.json",
+        "map.png",
+        "logs/metrics.csv",
+        "checkpoints/last.ckpt",
+    ]:
+        assert (run_dir / name).is_file(), name
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved == metrics
+    assert 0 <= saved["knn_accuracy"] <= 1 and -1 <= saved["silhouette"] <= 1
+    assert saved["epochs"] == 4 and saved["n_images"] == 96
+
+
+def _load_module(cfg, checkpoint):
+    data = load_synthblood(**{k: v for k, v in cfg.dataset.source.items() if k != "_target_"})
+    module = build_module(cfg, data)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    return module.eval(), data
+
+
+def test_embedding_rows_are_in_dataset_order(finished_run):
+    cfg, run_dir, _ = finished_run
+    saved = np.load(run_dir / "embedding.npz")
+    assert saved["embedding"].shape == (96, 2)
+    assert np.array_equal(saved["index"], np.arange(96))
+    module, data = _load_module(cfg, run_dir / "checkpoints" / "last.ckpt")
+    assert np.array_equal(saved["labels"], data.labels)
+    # Embed the images in reverse order, one at a time: row i of the file is image i.
+    images = torch.from_numpy(data.images.transpose(0, 3, 1, 2).copy())
+    with torch.no_grad():
+        rows = [
+            module.embed(module.augment.plain(images[i : i + 1]))[0].numpy()
+            for i in range(95, -1, -8)
+        ]
+    assert np.allclose(np.stack(rows), saved["embedding"][95::-8], atol=1e-4)
+
+
+def test_checkpoint_from_every_stage_loads_into_a_fresh_model(finished_run):
+    cfg, run_dir, _ = finished_run
+    for epoch, stage, out_dim in [(0, 0, 128), (2, 1, 2), (3, 2, 2)]:
+        module, data = _load_module(cfg, run_dir / "checkpoints" / f"epoch{epoch:04d}.ckpt")
+        assert int(module.stage_index) == stage
+        x = module.augment.plain(torch.from_numpy(data.images[:3].transpose(0, 3, 1, 2).copy()))
+        assert module(x).shape == (3, out_dim)
+
+
+def test_train_py_multirun_from_the_command_line(tmp_path):
+    """`python train.py -m ...` composes the quickstart preset and writes one folder per job."""
+    cmd = [
+        sys.executable,
+        "train.py",
+        "-m",
+        "experiment=quickstart",
+        *TINY,
+        "seed=0,1",
+        "schedule.epochs=2",
+        "schedule.warmup_epochs=1",
+        "eval.pixel_tsne=true",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert [p.name for p in runs] == [
+        "0_synthblood-tsimcne-default-seed0",
+        "1_synthblood-tsimcne-default-seed1",
+    ]
+    for run in runs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert {
+            "knn_accuracy",
+            "silhouette",
+            "pixel_tsne_knn_accuracy",
+            "pixel_tsne_silhouette",
+        } <= set(metrics)
+    assert "map kNN accuracy" in done.stdout and "pixel t-SNE kNN accuracy" in done.stdout
