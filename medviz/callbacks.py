@@ -1,9 +1,15 @@
-"""Lightning callbacks: the stage schedule of t-SimCNE."""
+"""Lightning callbacks: t-SimCNE's stage schedule and map snapshots during training."""
 
 from __future__ import annotations
 
+import time
+
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.utilities import rank_zero_info
+
+from medviz.evaluation import knn_accuracy, silhouette_score
 
 
 class StageSchedule(L.Callback):
@@ -27,3 +33,64 @@ class StageSchedule(L.Callback):
             f"({stage.epochs} epochs, lr {pl_module.lr * stage.lr_scale:.3g}, "
             f"trains {stage.trains})"
         )
+
+
+class MapSnapshot(L.Callback):
+    """Every few epochs, embed a fixed subset without augmentation and log the map's metrics.
+
+    Logs ``map/knn_accuracy`` and ``map/silhouette`` (paper §4 metrics on the subset),
+    ``map/spread`` (std of the coordinates: does the map grow or stay a blob?) and
+    ``time/train_minutes``, so curves of map quality against training time can be compared
+    across runs and augmentation sets.
+
+    Args:
+        images: uint8 (M, 3, H, W), a fixed subset of the dataset.
+        labels: (M,) class labels of the subset (at least 2 classes).
+        every_n_epochs: how often; the last epoch is always included.
+        k: kNN neighbours.
+    """
+
+    def __init__(
+        self, images: torch.Tensor, labels: np.ndarray, every_n_epochs: int, k: int = 15
+    ) -> None:
+        self.images = images
+        self.labels = np.asarray(labels)
+        self.every_n_epochs = every_n_epochs
+        self.k = k
+        self._start = time.perf_counter()
+        self._trained_seconds = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._trained_seconds += time.perf_counter() - self._start  # snapshots not counted
+        epoch = trainer.current_epoch + 1
+        if epoch % self.every_n_epochs and epoch != trainer.max_epochs:
+            return
+        coords = self.embed(pl_module)
+        metrics = {
+            "map/spread": float(coords.std(axis=0).mean()),
+            "time/train_minutes": self._trained_seconds / 60,
+        }
+        metrics.update(
+            {
+                "map/knn_accuracy": knn_accuracy(coords, self.labels, k=self.k),
+                "map/silhouette": silhouette_score(coords, self.labels, device="cpu"),
+            }
+        )
+        for key, value in metrics.items():
+            pl_module.log(key, value, prog_bar=key == "map/knn_accuracy", rank_zero_only=True)
+
+    @torch.no_grad()
+    def embed(self, pl_module: L.LightningModule) -> np.ndarray:
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            chunks = [
+                pl_module.embed(pl_module.augment.plain(batch.to(pl_module.device))).float().cpu()
+                for batch in self.images.split(1024)
+            ]
+        finally:
+            pl_module.train(was_training)
+        return torch.cat(chunks).numpy()

@@ -27,7 +27,11 @@ def cauchy_infonce(z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, torch.Tens
         dict with ``loss`` (scalar), ``alignment`` (mean -log s_pos) and ``uniformity``
         (mean log Σ_{k≠i} s_ik); loss = alignment + uniformity.
     """
-    z = torch.cat([z_a, z_b], dim=0).float()
+    with torch.autocast(z_a.device.type, enabled=False):
+        return _cauchy_infonce_fp32(torch.cat([z_a, z_b], dim=0).float())
+
+
+def _cauchy_infonce_fp32(z: torch.Tensor) -> dict[str, torch.Tensor]:
     two_b = z.shape[0]
     # Exact pairwise differences, not the |x|^2 + |y|^2 - 2xy shortcut: t-SimCNE coordinates
     # grow to tens of units, where the shortcut's cancellation error swamps close positives.

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from medviz.callbacks import StageSchedule
+from medviz.callbacks import MapSnapshot, StageSchedule
 from medviz.data import ArrayDataModule, ImageArrays
 from medviz.methods.base import ContrastiveMethod
 from medviz.outputs import (
@@ -51,7 +51,25 @@ def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
     return instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
 
 
-def build_trainer(cfg: DictConfig, module: ContrastiveMethod, run_dir: Path) -> L.Trainer:
+def snapshot_callback(cfg: DictConfig, data: ImageArrays) -> MapSnapshot | None:
+    """Map metrics on a fixed, seeded subset during training; None when off or unlabelled."""
+    labelled = np.flatnonzero(data.labels >= 0)
+    if not cfg.eval.snapshot_every or len(np.unique(data.labels[labelled])) < 2:
+        return None
+    rng = np.random.default_rng(cfg.seed)
+    subset = np.sort(
+        rng.choice(labelled, min(cfg.eval.snapshot_size, len(labelled)), replace=False)
+    )
+    images = torch.from_numpy(np.ascontiguousarray(data.images[subset].transpose(0, 3, 1, 2)))
+    return MapSnapshot(images, data.labels[subset], cfg.eval.snapshot_every, k=cfg.eval.knn_k)
+
+
+def build_trainer(
+    cfg: DictConfig,
+    module: ContrastiveMethod,
+    run_dir: Path,
+    extra_callbacks: list[L.Callback] = (),
+) -> L.Trainer:
     callbacks: list[L.Callback] = [
         ModelCheckpoint(
             dirpath=run_dir / "checkpoints",
@@ -64,6 +82,7 @@ def build_trainer(cfg: DictConfig, module: ContrastiveMethod, run_dir: Path) -> 
     ]
     if hasattr(module, "schedule"):
         callbacks.append(StageSchedule())
+    callbacks.extend(extra_callbacks)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     precision = resolve_precision(trainer_cfg.pop("precision"), str(cfg.trainer.accelerator))
     make_trainer = instantiate(
@@ -115,7 +134,8 @@ def train(cfg: DictConfig) -> dict:
     datamodule = ArrayDataModule(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
     module = build_module(cfg, data)
     warn_if_slow_on_cpu(cfg, module, data)
-    trainer = build_trainer(cfg, module, run_dir)
+    snapshot = snapshot_callback(cfg, data)
+    trainer = build_trainer(cfg, module, run_dir, [snapshot] if snapshot else [])
 
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)

@@ -107,3 +107,55 @@ def test_fresh_optimiser_and_lr_schedule_per_stage(staged_run):
 def test_final_module_is_in_stage_3(staged_run):
     module, _ = staged_run
     assert int(module.stage_index) == 2 and bool(module.head.use_2d)
+
+
+class GradNormProbe(L.Callback):
+    """Records the gradient norm the optimiser applies (after any clipping)."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_train_epoch_start(self, trainer, module):
+        optimiser = trainer.optimizers[0]
+        step = optimiser.step
+
+        def recording_step(closure, **kwargs):
+            # Lightning's closure runs forward, backward and clipping; record what it leaves.
+            def recording_closure():
+                loss = closure()
+                grads = [
+                    p.grad.norm()
+                    for g in optimiser.param_groups
+                    for p in g["params"]
+                    if p.grad is not None
+                ]
+                self.norms.append(torch.linalg.vector_norm(torch.stack(grads)).item())
+                return loss
+
+            return step(closure=recording_closure, **kwargs)
+
+        optimiser.step = recording_step
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_gradient_clipping_is_an_option_off_by_default(clip, tmp_path):
+    cfg = compose_config(
+        [*TINY, "schedule.epochs=[1,1,1]", f"method.module.grad_clip={clip or 'null'}"], tmp_path
+    )
+    data = load_synthblood(n_images=64, seed=0)
+    module = build_module(cfg, data)
+    probe = GradNormProbe()
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[probe],
+    )
+    trainer.fit(module, datamodule=ArrayDataModule(data, batch_size=32))
+    if clip is None:
+        assert max(probe.norms) > 1e-2  # unclipped gradients are far larger than the clip below
+    else:
+        assert max(probe.norms) <= clip * 1.001

@@ -40,6 +40,15 @@ def test_run_folder_has_every_output(finished_run):
     assert saved == metrics
     assert 0 <= saved["knn_accuracy"] <= 1 and -1 <= saved["silhouette"] <= 1
     assert saved["epochs"] == 4 and saved["n_images"] == 96
+    # Map snapshots during training land in the CSV log next to the loss.
+    header = (run_dir / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {
+        "train/loss",
+        "train/alignment",
+        "train/uniformity",
+        "train/lr",
+        "map/knn_accuracy",
+    } <= set(header)
 
 
 def _load_module(cfg, checkpoint):
