@@ -134,9 +134,7 @@ class BatchAugment(nn.Module):
         w_px = torch.round(torch.sqrt(area * height * width * ratio))
         h_px = torch.round(torch.sqrt(area * height * width / ratio))
         fits = (w_px > 0) & (h_px > 0) & (w_px <= width) & (h_px <= height)
-        first = torch.where(
-            fits.any(1), fits.float().argmax(1), torch.full((batch,), -1, device=device)
-        )
+        first = torch.where(fits.any(1), fits.float().argmax(1), torch.full((batch,), -1, device=device))
         pick = first.clamp(min=0).unsqueeze(1)
         w = torch.gather(w_px, 1, pick).squeeze(1) / width
         h = torch.gather(h_px, 1, pick).squeeze(1) / height
@@ -152,12 +150,8 @@ class BatchAugment(nn.Module):
         b = params["angle"].shape[0]
         dev = params["angle"].device
         eye = torch.eye(2, device=dev).expand(b, 2, 2)
-        hflip = torch.where(
-            params["hflip"].view(b, 1, 1), torch.diag(torch.tensor([-1.0, 1.0], device=dev)), eye
-        )
-        vflip = torch.where(
-            params["vflip"].view(b, 1, 1), torch.diag(torch.tensor([1.0, -1.0], device=dev)), eye
-        )
+        hflip = torch.where(params["hflip"].view(b, 1, 1), torch.diag(torch.tensor([-1.0, 1.0], device=dev)), eye)
+        vflip = torch.where(params["vflip"].view(b, 1, 1), torch.diag(torch.tensor([1.0, -1.0], device=dev)), eye)
         quarter = torch.tensor([[0.0, -1.0], [1.0, 0.0]], device=dev)
         rot90 = torch.where(params["rot90"].view(b, 1, 1), quarter, eye)
         scale = torch.diag_embed(torch.stack([params["crop_w"], params["crop_h"]], dim=1))
@@ -207,8 +201,6 @@ class BatchAugment(nn.Module):
     def sample_jitter(self, batch: int, device: torch.device) -> torch.Tensor:
         """(B, 4) factors: brightness, contrast, saturation in [1-s, 1+s]; hue in [-h, h]."""
         bri, con, sat, hue = self.jitter
-        lo = torch.tensor(
-            [max(0.0, 1 - bri), max(0.0, 1 - con), max(0.0, 1 - sat), -hue], device=device
-        )
+        lo = torch.tensor([max(0.0, 1 - bri), max(0.0, 1 - con), max(0.0, 1 - sat), -hue], device=device)
         hi = torch.tensor([1 + bri, 1 + con, 1 + sat, hue], device=device)
         return lo + (hi - lo) * torch.rand(batch, 4, device=device)

@@ -50,9 +50,7 @@ class MapSnapshot(L.Callback):
         k: kNN neighbours.
     """
 
-    def __init__(
-        self, images: torch.Tensor, labels: np.ndarray, every_n_epochs: int, k: int = 15
-    ) -> None:
+    def __init__(self, images: torch.Tensor, labels: np.ndarray, every_n_epochs: int, k: int = 15) -> None:
         self.images = images
         self.labels = np.asarray(labels)
         self.every_n_epochs = every_n_epochs
@@ -67,6 +65,8 @@ class MapSnapshot(L.Callback):
         self._trained_seconds += time.perf_counter() - self._start  # snapshots not counted
         epoch = trainer.current_epoch + 1
         if epoch % self.every_n_epochs and epoch != trainer.max_epochs:
+            return
+        if not getattr(pl_module, "has_map", True):  # e.g. t-SimCNE's 128-D stage 1
             return
         coords = self.embed(pl_module)
         metrics = {

@@ -13,9 +13,7 @@ from medviz.evaluation.tsne import pixel_tsne
 from medviz.plots import plot_map
 
 
-def save_embedding(
-    run_dir: Path, coords: np.ndarray, data: ImageArrays, indices: np.ndarray
-) -> Path:
+def save_embedding(run_dir: Path, coords: np.ndarray, data: ImageArrays, indices: np.ndarray) -> Path:
     """``embedding.npz``: ``embedding`` float32 (N, 2), ``labels`` int64 (N,), ``index`` int64 (N,),
     ``class_names`` (C,) -- rows in dataset order, so ``index[i] == i``."""
     path = run_dir / "embedding.npz"
@@ -42,10 +40,7 @@ def map_metrics(coords: np.ndarray, labels: np.ndarray, k: int, seed: int) -> di
 
 def pixel_tsne_metrics(data: ImageArrays, k: int, seed: int) -> dict[str, float]:
     coords = pixel_tsne(data.images, seed=seed)
-    return {
-        f"pixel_tsne_{key}": value
-        for key, value in map_metrics(coords, data.labels, k, seed).items()
-    }
+    return {f"pixel_tsne_{key}": value for key, value in map_metrics(coords, data.labels, k, seed).items()}
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:
@@ -56,12 +51,8 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
     return path
 
 
-def save_map_figure(
-    run_dir: Path, coords: np.ndarray, data: ImageArrays, label: str, metrics: dict
-) -> Path:
+def save_map_figure(run_dir: Path, coords: np.ndarray, data: ImageArrays, label: str, metrics: dict) -> Path:
     parts = [label]
     if "knn_accuracy" in metrics:
         parts.append(f"kNN {metrics['knn_accuracy']:.3f}, silhouette {metrics['silhouette']:.3f}")
-    return plot_map(
-        coords, data.labels, data.class_names, run_dir / "map.png", title="\n".join(parts)
-    )
+    return plot_map(coords, data.labels, data.class_names, run_dir / "map.png", title="\n".join(parts))

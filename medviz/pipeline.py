@@ -9,12 +9,14 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from medviz.callbacks import MapSnapshot, StageSchedule
 from medviz.data import ArrayDataModule, ImageArrays
+from medviz.data.errors import DataError
 from medviz.methods.base import ContrastiveMethod
 from medviz.outputs import (
     map_metrics,
@@ -32,20 +34,20 @@ _CPU_WARN_SECONDS = 30 * 60
 
 
 def build_data(cfg: DictConfig) -> ImageArrays:
-    data: ImageArrays = instantiate(cfg.dataset.source)
+    try:
+        data: ImageArrays = instantiate(cfg.dataset.source)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, DataError):  # already says what to do: drop Hydra's wrapper
+            raise err.__cause__ from None
+        raise
     counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
-    log.info(
-        f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; "
-        f"classes: {counts}"
-    )
+    log.info(f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; classes: {counts}")
     return data
 
 
 def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
     mean, std = data.channel_stats()
-    augment = instantiate(
-        cfg.aug.transform, mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist()
-    )
+    augment = instantiate(cfg.aug.transform, mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist())
     backbone = instantiate(cfg.backbone)
     lr = cfg.method.base_lr * cfg.batch_size / 256
     return instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
@@ -57,9 +59,7 @@ def snapshot_callback(cfg: DictConfig, data: ImageArrays) -> MapSnapshot | None:
     if not cfg.eval.snapshot_every or len(np.unique(data.labels[labelled])) < 2:
         return None
     rng = np.random.default_rng(cfg.seed)
-    subset = np.sort(
-        rng.choice(labelled, min(cfg.eval.snapshot_size, len(labelled)), replace=False)
-    )
+    subset = np.sort(rng.choice(labelled, min(cfg.eval.snapshot_size, len(labelled)), replace=False))
     images = torch.from_numpy(np.ascontiguousarray(data.images[subset].transpose(0, 3, 1, 2)))
     return MapSnapshot(images, data.labels[subset], cfg.eval.snapshot_every, k=cfg.eval.knn_k)
 
@@ -85,9 +85,7 @@ def build_trainer(
     callbacks.extend(extra_callbacks)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     precision = resolve_precision(trainer_cfg.pop("precision"), str(cfg.trainer.accelerator))
-    make_trainer = instantiate(
-        OmegaConf.create(trainer_cfg)
-    )  # a partial: the run supplies the rest
+    make_trainer = instantiate(OmegaConf.create(trainer_cfg))  # a partial: the run supplies the rest
     return make_trainer(
         max_epochs=module.total_epochs,
         precision=precision,
@@ -113,9 +111,7 @@ def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageA
         )
 
 
-def predict(
-    trainer: L.Trainer, module: ContrastiveMethod, datamodule: ArrayDataModule
-) -> dict[str, np.ndarray]:
+def predict(trainer: L.Trainer, module: ContrastiveMethod, datamodule: ArrayDataModule) -> dict[str, np.ndarray]:
     """Embed every image without augmentation; rows come back in dataset order."""
     outputs = trainer.predict(module, datamodule=datamodule)
     merged = {key: torch.cat([o[key] for o in outputs]).cpu().numpy() for key in outputs[0]}
@@ -153,7 +149,9 @@ def train(cfg: DictConfig) -> dict:
         "epochs": module.total_epochs,
     }
     metrics.update(map_metrics(coords, data.labels, k=cfg.eval.knn_k, seed=cfg.seed))
-    if cfg.eval.pixel_tsne:
+    if "knn_accuracy" not in metrics:
+        log.info("fewer than 2 labelled classes: kNN accuracy and silhouette are skipped for this map")
+    elif cfg.eval.pixel_tsne:
         metrics.update(pixel_tsne_metrics(data, k=cfg.eval.knn_k, seed=cfg.seed))
     write_metrics(run_dir, metrics)
     label = f"{data.name} · {cfg.method.name} · aug={cfg.aug.name} · seed {cfg.seed}"
@@ -166,8 +164,7 @@ def report(run_dir: Path, metrics: dict) -> None:
     lines = [f"run folder: {run_dir}"]
     if "knn_accuracy" in metrics:
         lines.append(
-            f"map kNN accuracy (k=15): {metrics['knn_accuracy']:.3f}   "
-            f"silhouette: {metrics['silhouette']:.3f}"
+            f"map kNN accuracy (k=15): {metrics['knn_accuracy']:.3f}   silhouette: {metrics['silhouette']:.3f}"
         )
     if "pixel_tsne_knn_accuracy" in metrics:
         lines.append(

@@ -30,12 +30,8 @@ def plot_map(
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(7, 6), dpi=150)
     order = np.random.default_rng(0).permutation(n)  # no class is painted over all the others
-    colours = np.array(
-        [cmap(int(lab) % cmap.N) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels]
-    )
-    ax.scatter(
-        coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True
-    )
+    colours = np.array([cmap(int(lab) % cmap.N) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels])
+    ax.scatter(coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True)
     for index, name in enumerate(class_names):
         count = int((labels == index).sum())
         ax.scatter([], [], color=cmap(index % cmap.N), s=30, label=f"{name} ({count})")

@@ -86,9 +86,7 @@ def three_stage(
     stage 3 trains everything, 2-D, at lr/1000.
     """
     if not (len(epochs) == len(lr_scale) == len(warmup_epochs) == 3):
-        raise ValueError(
-            "three_stage needs exactly 3 values for epochs, lr_scale and warmup_epochs"
-        )
+        raise ValueError("three_stage needs exactly 3 values for epochs, lr_scale and warmup_epochs")
     if any(e < 1 for e in epochs):
         raise ValueError(f"every stage needs at least 1 epoch, got {list(epochs)}")
     names = ("stage1-128d", "stage2-2d-head", "stage3-2d")
@@ -97,9 +95,7 @@ def three_stage(
     return Schedule(
         tuple(
             Stage(n, int(e), float(lr), int(w), o, t)
-            for n, e, lr, w, o, t in zip(
-                names, epochs, lr_scale, warmup_epochs, outputs, trains, strict=True
-            )
+            for n, e, lr, w, o, t in zip(names, epochs, lr_scale, warmup_epochs, outputs, trains, strict=True)
         )
     )
 
@@ -118,8 +114,6 @@ def dimension_anneal(
     budgets every update goes to the whole network.
     """
     if not 0.0 <= anneal_start < anneal_end <= 1.0:
-        raise ValueError(
-            f"need 0 <= anneal_start < anneal_end <= 1, got {anneal_start}, {anneal_end}"
-        )
+        raise ValueError(f"need 0 <= anneal_start < anneal_end <= 1, got {anneal_start}, {anneal_end}")
     stage = Stage("anneal", int(epochs), 1.0, int(warmup_epochs), "anneal", "all")
     return Schedule((stage,), anneal_window=(anneal_start, anneal_end))

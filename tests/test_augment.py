@@ -27,9 +27,7 @@ def _seed():
 
 def test_crop_size_distribution_matches_random_resized_crop():
     image = torch.zeros(3, 28, 28)
-    ref = np.array(
-        [T.RandomResizedCrop.get_params(image, [0.2, 1.0], [3 / 4, 4 / 3])[2:] for _ in range(N)]
-    )
+    ref = np.array([T.RandomResizedCrop.get_params(image, [0.2, 1.0], [3 / 4, 4 / 3])[2:] for _ in range(N)])
     ref_h, ref_w = ref[:, 0] / 28, ref[:, 1] / 28
     params = make().sample_geometry(N, 28, 28, torch.device("cpu"))
     w, h = params["crop_w"].numpy(), params["crop_h"].numpy()
@@ -58,10 +56,7 @@ def test_flip_probabilities():
 
 def test_jitter_factors_match_color_jitter():
     jitter = T.ColorJitter(0.4, 0.4, 0.4, 0.1)
-    ref = [
-        jitter.get_params(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue)
-        for _ in range(N)
-    ]
+    ref = [jitter.get_params(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue) for _ in range(N)]
     ref_factors = np.array([[r[1], r[2], r[3], r[4]] for r in ref])
     ours = make().sample_jitter(N, torch.device("cpu")).numpy()
     for k in range(4):
@@ -151,14 +146,10 @@ def test_crop_selects_the_window():
 def test_dihedral_group_is_uniform():
     """rot90 set: all 8 symmetries of the square equally likely (paper §4)."""
     base = torch.arange(16.0).view(1, 1, 4, 4).expand(1, 3, 4, 4) / 16
-    candidates = [
-        torch.rot90(f, k, dims=(2, 3)) for f in (base, torch.flip(base, dims=[3])) for k in range(4)
-    ]
+    candidates = [torch.rot90(f, k, dims=(2, 3)) for f in (base, torch.flip(base, dims=[3])) for k in range(4)]
     aug = make(dihedral=True, crop_scale=(1, 1), crop_ratio=(1, 1))
     out = aug.geometric(base.expand(N, 3, 4, 4).contiguous())
-    which = [
-        next(i for i, c in enumerate(candidates) if torch.allclose(o, c[0], atol=1e-4)) for o in out
-    ]
+    which = [next(i for i, c in enumerate(candidates) if torch.allclose(o, c[0], atol=1e-4)) for o in out]
     counts = np.bincount(which, minlength=8)
     assert (counts > 0).all() and chisquare(counts).pvalue > P_MIN
 
@@ -177,9 +168,7 @@ def test_randrot_fills_corners_with_the_border_colour():
 def test_forward_gives_independent_views_and_normalises():
     images = torch.full((64, 3, 16, 16), 128, dtype=torch.uint8)
     images[:, :, :8] = 20
-    aug = BatchAugment(
-        mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], rotate_degrees=45, dihedral=True
-    )
+    aug = BatchAugment(mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], rotate_degrees=45, dihedral=True)
     views = aug(images)
     assert views.shape == (64, 3, 16, 16) and views.dtype == torch.float32
     assert len({tuple(v.flatten()[:20].tolist()) for v in views}) > 50  # per-sample parameters

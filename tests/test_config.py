@@ -14,8 +14,10 @@ from medviz.methods.tsimcne import TSimCNE
 from medviz.pipeline import build_module, build_trainer
 from tests.conftest import CONF_DIR, compose_config
 
-GROUPS = ["dataset", "method", "schedule", "aug", "backbone", "trainer", "logger"]
-OPTIONS = {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in GROUPS}
+# Every combination of the model/training groups is built on synthblood; every dataset option is
+# composed with the defaults (building those needs their files: see test_datasets.py).
+GROUPS = ["method", "schedule", "aug", "backbone", "trainer", "logger"]
+OPTIONS = {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in [*GROUPS, "dataset"]}
 COMBOS = list(itertools.product(*(OPTIONS[g] for g in GROUPS)))
 
 
@@ -28,6 +30,18 @@ def test_every_group_has_options():
     assert OPTIONS["aug"] == ["default", "nocrop", "nogray", "nojitter", "randrot", "rot90"]
     assert set(OPTIONS["backbone"]) == {"resnet18", "resnet18_imagenet", "tinycnn"}
     assert set(OPTIONS["schedule"]) == {"stages", "anneal"}
+    expected = {
+        "synthblood",
+        "medmnist",
+        "bloodmnist",
+        "dermamnist",
+        "pathmnist",
+        "leukemia",
+        "pcam",
+        "folder",
+        "cifar10",
+    }
+    assert set(OPTIONS["dataset"]) == expected
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=["-".join(c) for c in COMBOS])
@@ -54,6 +68,14 @@ def test_gpu_trainer_uses_bf16(tmp_path):
     module = build_module(cfg, tiny_data())
     trainer = build_trainer(cfg, module, tmp_path)
     assert trainer.precision in ("bf16-mixed", "16-mixed")
+
+
+@pytest.mark.parametrize("dataset", OPTIONS["dataset"])
+def test_every_dataset_option_composes(dataset, tmp_path):
+    extra = ["dataset.path=/data"] if dataset == "folder" else []
+    cfg = compose_config([f"dataset={dataset}", *extra], tmp_path)
+    assert cfg.dataset.source._target_.startswith("medviz.data.")
+    assert isinstance(cfg.dataset.name, str) and cfg.dataset.name
 
 
 def test_paper_defaults():

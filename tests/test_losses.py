@@ -24,9 +24,7 @@ def naive_cauchy_infonce(z_a: torch.Tensor, z_b: torch.Tensor) -> float:
 def test_matches_naive_loop(dim):
     g = torch.Generator().manual_seed(dim)
     z_a, z_b = torch.randn(7, dim, generator=g), torch.randn(7, dim, generator=g)
-    assert cauchy_infonce(z_a, z_b)["loss"].item() == pytest.approx(
-        naive_cauchy_infonce(z_a, z_b), rel=1e-5
-    )
+    assert cauchy_infonce(z_a, z_b)["loss"].item() == pytest.approx(naive_cauchy_infonce(z_a, z_b), rel=1e-5)
 
 
 def test_hand_computed_value():
@@ -50,9 +48,7 @@ def test_symmetric_in_views_and_batch_order():
     base = cauchy_infonce(z_a, z_b)["loss"]
     assert cauchy_infonce(z_b, z_a)["loss"].item() == pytest.approx(base.item(), rel=1e-6)
     perm = torch.randperm(9, generator=g)
-    assert cauchy_infonce(z_a[perm], z_b[perm])["loss"].item() == pytest.approx(
-        base.item(), rel=1e-6
-    )
+    assert cauchy_infonce(z_a[perm], z_b[perm])["loss"].item() == pytest.approx(base.item(), rel=1e-6)
 
 
 def test_float32_under_low_precision_input_and_finite_grad_for_identical_points():

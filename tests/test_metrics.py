@@ -27,16 +27,12 @@ def test_silhouette_singleton_cluster_scores_zero_like_sklearn():
     points, labels = clustered(50)
     labels = labels.copy()
     labels[0] = 9  # a cluster of one point
-    assert silhouette_score(points, labels) == pytest.approx(
-        sk_silhouette(points, labels), abs=1e-9
-    )
+    assert silhouette_score(points, labels) == pytest.approx(sk_silhouette(points, labels), abs=1e-9)
 
 
 def test_knn_equals_sklearn_on_the_same_split():
     points, labels = clustered(seed=1)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        points, labels, test_size=0.1, stratify=labels, random_state=5
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(points, labels, test_size=0.1, stratify=labels, random_state=5)
     expected = KNeighborsClassifier(15).fit(x_tr, y_tr).score(x_te, y_te)
     assert knn_accuracy(points, labels, k=15, seed=5) == pytest.approx(expected)
     assert knn_accuracy(points, labels) > 0.8  # well-separated clusters are classified well

@@ -99,9 +99,7 @@ def test_fresh_optimiser_and_lr_schedule_per_stage(staged_run):
         0.0,
         lr * 1e-3,
     ]
-    assert [e["lr"] for e in epochs] == [
-        pytest.approx(x) if isinstance(x, float) else x for x in expected
-    ]
+    assert [e["lr"] for e in epochs] == [pytest.approx(x) if isinstance(x, float) else x for x in expected]
 
 
 def test_final_module_is_in_stage_3(staged_run):
@@ -123,12 +121,7 @@ class GradNormProbe(L.Callback):
             # Lightning's closure runs forward, backward and clipping; record what it leaves.
             def recording_closure():
                 loss = closure()
-                grads = [
-                    p.grad.norm()
-                    for g in optimiser.param_groups
-                    for p in g["params"]
-                    if p.grad is not None
-                ]
+                grads = [p.grad.norm() for g in optimiser.param_groups for p in g["params"] if p.grad is not None]
                 self.norms.append(torch.linalg.vector_norm(torch.stack(grads)).item())
                 return loss
 
@@ -139,9 +132,7 @@ class GradNormProbe(L.Callback):
 
 @pytest.mark.parametrize("clip", [None, 1e-3])
 def test_gradient_clipping_is_an_option_off_by_default(clip, tmp_path):
-    cfg = compose_config(
-        [*TINY, "schedule.epochs=[1,1,1]", f"method.module.grad_clip={clip or 'null'}"], tmp_path
-    )
+    cfg = compose_config([*TINY, "schedule.epochs=[1,1,1]", f"method.module.grad_clip={clip or 'null'}"], tmp_path)
     data = load_synthblood(n_images=64, seed=0)
     module = build_module(cfg, data)
     probe = GradNormProbe()

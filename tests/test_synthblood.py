@@ -35,9 +35,7 @@ def test_not_trivially_easy_on_raw_pixels():
     """Design §6: kNN (k=15) on raw pixels stays at most ~0.80, but well above chance (1/8)."""
     images, labels = make_synthblood(2400, seed=0)
     x = images.reshape(len(images), -1).astype(np.float32) / 255
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, labels, test_size=0.1, stratify=labels, random_state=0
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(x, labels, test_size=0.1, stratify=labels, random_state=0)
     accuracy = KNeighborsClassifier(15).fit(x_tr, y_tr).score(x_te, y_te)
     assert 0.3 < accuracy <= 0.80
 

@@ -18,9 +18,7 @@ def finished_run(tmp_path_factory):
     from tests.conftest import compose_config
 
     run_dir = tmp_path_factory.mktemp("run")
-    cfg = compose_config(
-        [*TINY, "schedule.epochs=[2,1,1]", "schedule.warmup_epochs=[1,0,0]"], run_dir=run_dir
-    )
+    cfg = compose_config([*TINY, "schedule.epochs=[2,1,1]", "schedule.warmup_epochs=[1,0,0]"], run_dir=run_dir)
     metrics = train(cfg)
     return cfg, run_dir, metrics
 
@@ -69,10 +67,7 @@ def test_embedding_rows_are_in_dataset_order(finished_run):
     # Embed the images in reverse order, one at a time: row i of the file is image i.
     images = torch.from_numpy(data.images.transpose(0, 3, 1, 2).copy())
     with torch.no_grad():
-        rows = [
-            module.embed(module.augment.plain(images[i : i + 1]))[0].numpy()
-            for i in range(95, -1, -8)
-        ]
+        rows = [module.embed(module.augment.plain(images[i : i + 1]))[0].numpy() for i in range(95, -1, -8)]
     assert np.allclose(np.stack(rows), saved["embedding"][95::-8], atol=1e-4)
 
 

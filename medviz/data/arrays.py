@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +18,8 @@ class ImageArrays:
         class_names: one name per class index.
         name: short dataset name, used in titles and file names.
         split: optional per-image split tag (e.g. "train"/"val"/"test"), same order as images.
+        files: optional source file of each image (folder datasets), same order as images.
+        border_rgb: the mean border colour when a loader has it cached; computed on demand if None.
     """
 
     images: np.ndarray
@@ -24,14 +27,16 @@ class ImageArrays:
     class_names: tuple[str, ...]
     name: str
     split: np.ndarray | None = None
-    _border_colour: np.ndarray | None = field(default=None, repr=False)
+    files: list[Path] | None = None
+    border_rgb: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
             raise ValueError(
-                f"dataset '{self.name}': images must be uint8 (N, H, W, 3), "
-                f"got {self.images.dtype} {self.images.shape}"
+                f"dataset '{self.name}': images must be uint8 (N, H, W, 3), got {self.images.dtype} {self.images.shape}"
             )
+        if len(self.images) == 0:
+            raise ValueError(f"dataset '{self.name}' has no images")
         if self.labels.shape != (len(self.images),):
             raise ValueError(
                 f"dataset '{self.name}': {len(self.images)} images but labels of shape "
@@ -56,9 +61,9 @@ class ImageArrays:
         "the average color of all border pixels across all images in a given dataset". Computed
         once and cached on the object.
         """
-        if self._border_colour is None:
-            self._border_colour = border_colour(self.images)
-        return self._border_colour
+        if self.border_rgb is None:
+            self.border_rgb = border_colour(self.images)
+        return np.asarray(self.border_rgb, dtype=np.float32)
 
     def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel mean and std of the pixels in [0, 1], each float (3,), for Normalize."""
@@ -68,13 +73,27 @@ class ImageArrays:
         return mean.astype(np.float32), std.astype(np.float32)
 
 
+class BorderMean:
+    """Running mean of the one-pixel border of images, fed in blocks of uint8 (n, H, W, 3)."""
+
+    def __init__(self) -> None:
+        self.total = np.zeros(3)
+        self.count = 0
+
+    def add(self, block: np.ndarray) -> None:
+        block = np.asarray(block, dtype=np.float64)
+        edges = [block[:, 0], block[:, -1], block[:, 1:-1, 0], block[:, 1:-1, -1]]
+        self.total += sum(e.reshape(-1, 3).sum(axis=0) for e in edges)
+        self.count += sum(e.shape[0] * e.shape[1] for e in edges)
+
+    def value(self) -> np.ndarray:
+        """float32 (3,) in [0, 1]."""
+        return (self.total / max(self.count, 1) / 255.0).astype(np.float32)
+
+
 def border_colour(images: np.ndarray, chunk: int = 8192) -> np.ndarray:
     """Mean RGB of the one-pixel border of every image; images uint8 (N, H, W, 3) -> float (3,)."""
-    total = np.zeros(3)
-    count = 0
+    mean = BorderMean()
     for start in range(0, len(images), chunk):
-        block = images[start : start + chunk].astype(np.float64)
-        edges = [block[:, 0], block[:, -1], block[:, 1:-1, 0], block[:, 1:-1, -1]]
-        total += sum(e.reshape(-1, 3).sum(axis=0) for e in edges)
-        count += sum(e.shape[0] * e.shape[1] for e in edges)
-    return (total / count / 255.0).astype(np.float32)
+        mean.add(images[start : start + chunk])
+    return mean.value()

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from medviz.data.arrays import ImageArrays
+from medviz.data.errors import DataError
 
 
 class UInt8Images(Dataset):
@@ -36,6 +37,31 @@ class UInt8Images(Dataset):
         return self.images[idx], idx
 
 
+class MemmapImages(Dataset):
+    """Images (N, H, W, 3) left on disk in a memory-mapped array; each batch is read on demand.
+
+    For datasets too large for RAM (PCam: ~9 GB). Indices are read in sorted order, which turns
+    a random batch into forward-only reads, then put back in the requested order.
+    """
+
+    def __init__(self, images_nhwc: np.ndarray) -> None:
+        self.images = images_nhwc
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images, indices = self.__getitems__([index])
+        return images[0], indices[0]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(idx, kind="stable")
+        rows = np.empty((len(idx), *self.images.shape[1:]), dtype=np.uint8)
+        rows[order] = self.images[idx[order]]
+        return torch.from_numpy(rows.transpose(0, 3, 1, 2).copy()), torch.from_numpy(idx)
+
+
 def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Collate for ``__getitems__``: the dataset already returns (images, indices)."""
     return batch
@@ -56,13 +82,12 @@ class ArrayDataModule(L.LightningDataModule):
         self.data = data
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.dataset = UInt8Images(data.images)
+        in_ram = not isinstance(data.images, np.memmap)
+        self.dataset = UInt8Images(data.images) if in_ram else MemmapImages(data.images)
         if batch_size < 2:
-            raise ValueError(
-                f"batch_size must be at least 2 for a contrastive loss, got {batch_size}"
-            )
+            raise ValueError(f"batch_size must be at least 2 for a contrastive loss, got {batch_size}")
         if batch_size > len(data):
-            raise ValueError(
+            raise DataError(
                 f"batch_size={batch_size} is larger than dataset '{data.name}' "
                 f"({len(data)} images): lower batch_size to at most {len(data)}"
             )

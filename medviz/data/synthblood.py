@@ -104,9 +104,7 @@ def _composite(canvas: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> Non
 
 
 def _soft_ellipse(u: np.ndarray, v: np.ndarray, blob: _Blob, sharpness: float) -> np.ndarray:
-    d = np.sqrt(
-        ((u - blob.centre[0]) / blob.radii[0]) ** 2 + ((v - blob.centre[1]) / blob.radii[1]) ** 2
-    )
+    d = np.sqrt(((u - blob.centre[0]) / blob.radii[0]) ** 2 + ((v - blob.centre[1]) / blob.radii[1]) ** 2)
     return blob.opacity / (1.0 + np.exp(-(1.0 - d) * sharpness))
 
 
@@ -172,13 +170,9 @@ def make_synthblood(
     if n_images < 1:
         raise ValueError(f"synthblood needs n_images >= 1, got {n_images}")
     rng = np.random.default_rng(seed)
-    weights = (
-        np.ones(len(CLASS_NAMES)) if class_weights is None else np.asarray(class_weights, float)
-    )
+    weights = np.ones(len(CLASS_NAMES)) if class_weights is None else np.asarray(class_weights, float)
     if weights.shape != (len(CLASS_NAMES),) or (weights < 0).any() or weights.sum() == 0:
-        raise ValueError(
-            f"class_weights must be {len(CLASS_NAMES)} non-negative numbers, got {class_weights}"
-        )
+        raise ValueError(f"class_weights must be {len(CLASS_NAMES)} non-negative numbers, got {class_weights}")
     labels = rng.choice(len(CLASS_NAMES), size=n_images, p=weights / weights.sum()).astype(np.int64)
     images = np.empty((n_images, size, size, 3), dtype=np.uint8)
     for i, label in enumerate(labels):

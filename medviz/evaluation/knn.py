@@ -7,9 +7,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
 
-def knn_accuracy(
-    points: np.ndarray, labels: np.ndarray, k: int = 15, test_size: float = 0.1, seed: int = 0
-) -> float:
+def knn_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 15, test_size: float = 0.1, seed: int = 0) -> float:
     """Accuracy of a k-nearest-neighbour classifier on a stratified, seeded 9:1 split.
 
     Args:
@@ -23,8 +21,9 @@ def knn_accuracy(
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
         raise ValueError("kNN accuracy needs at least 2 classes")
-    # Stratify only when every class can appear on both sides of the split.
-    stratify = labels if counts.min() >= 2 else None
+    # Stratify only when every class can appear on both sides of the split (tiny datasets can't).
+    n_test = int(np.ceil(test_size * len(labels)))
+    stratify = labels if counts.min() >= 2 and n_test >= len(classes) else None
     x_train, x_test, y_train, y_test = train_test_split(
         points, labels, test_size=test_size, stratify=stratify, random_state=seed
     )

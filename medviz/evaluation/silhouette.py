@@ -29,9 +29,7 @@ def silhouette_score(
     _, cluster = np.unique(labels, return_inverse=True)
     n_clusters = int(cluster.max()) + 1
     if not 2 <= n_clusters <= len(labels) - 1:
-        raise ValueError(
-            f"silhouette needs 2 <= n_clusters <= n_points - 1, got {n_clusters} clusters"
-        )
+        raise ValueError(f"silhouette needs 2 <= n_clusters <= n_points - 1, got {n_clusters} clusters")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     x = torch.as_tensor(np.asarray(points), dtype=torch.float64, device=dev)
     c = torch.as_tensor(cluster, device=dev)

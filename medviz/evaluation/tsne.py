@@ -6,9 +6,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 
-def pixel_tsne(
-    images: np.ndarray, seed: int = 0, n_jobs: int = -1, max_pixels_dim: int = 5000
-) -> np.ndarray:
+def pixel_tsne(images: np.ndarray, seed: int = 0, n_jobs: int = -1, max_pixels_dim: int = 5000) -> np.ndarray:
     """t-SNE of raw pixels: uint8 (N, H, W, 3) -> (N, 2).
 
     Pixels are scaled to [0, 1]. When the pixel dimension exceeds ``max_pixels_dim`` (e.g. PCam's

@@ -47,17 +47,11 @@ class ContrastiveMethod(L.LightningModule):
         return self.augment.plain(images), indices
 
     def make_sgd(self, params: list[nn.Parameter], lr: float) -> torch.optim.SGD:
-        return torch.optim.SGD(
-            params, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay
-        )
+        return torch.optim.SGD(params, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay)
 
-    def configure_gradient_clipping(
-        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
-    ):
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         if self.grad_clip is not None:
-            self.clip_gradients(
-                optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
-            )
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
 
     def log_step(self, parts: dict[str, torch.Tensor], batch_size: int) -> None:
         """Log the loss and its parts every step, and the current learning rate."""

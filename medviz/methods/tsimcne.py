@@ -100,6 +100,11 @@ class TSimCNE(ContrastiveMethod):
             out = out * keep
         return out
 
+    @property
+    def has_map(self) -> bool:
+        """Whether the current output is a 2-D map (not during 128-D pre-training)."""
+        return self.stage.output != "high"
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Preprocessed images (B, 3, H, W) -> map coordinates (B, 2)."""
         out = self(x)
@@ -108,16 +113,14 @@ class TSimCNE(ContrastiveMethod):
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         view_a, view_b, _ = batch
         if self.stage.output == "anneal":
-            progress = (
-                self.current_epoch + batch_idx / max(1, self.trainer.num_training_batches)
-            ) / max(1, self.schedule.total_epochs)
+            progress = (self.current_epoch + batch_idx / max(1, self.trainer.num_training_batches)) / max(
+                1, self.schedule.total_epochs
+            )
             self.dim_scale.fill_(self.schedule.dim_scale(progress))
         z = self(torch.cat([view_a, view_b], dim=0))
         parts = cauchy_infonce(*z.chunk(2, dim=0))
         self.log_step(parts, batch_size=view_a.shape[0])
-        self.log(
-            "train/stage", float(self.stage_index) + 1, prog_bar=True, batch_size=view_a.shape[0]
-        )
+        self.log("train/stage", float(self.stage_index) + 1, prog_bar=True, batch_size=view_a.shape[0])
         return parts["loss"]
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:

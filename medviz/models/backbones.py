@@ -71,7 +71,5 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
 def build_backbone(name: str, **kwargs) -> Backbone:
     """Build a registered backbone by name; unknown names list the valid ones."""
     if name not in BACKBONES:
-        raise ValueError(
-            f"unknown backbone '{name}'; choose one of: {', '.join(sorted(BACKBONES))}"
-        )
+        raise ValueError(f"unknown backbone '{name}'; choose one of: {', '.join(sorted(BACKBONES))}")
     return BACKBONES[name](**kwargs)

@@ -20,9 +20,7 @@ from torch import nn
 class TSimCNEHead(nn.Module):
     """Maps backbone features (B, D) to the output (B, 128) in stage 1 or (B, 2) afterwards."""
 
-    def __init__(
-        self, in_dim: int, hidden_dim: int = 1024, high_dim: int = 128, out_dim: int = 2
-    ) -> None:
+    def __init__(self, in_dim: int, hidden_dim: int = 1024, high_dim: int = 128, out_dim: int = 2) -> None:
         super().__init__()
         self.hidden = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True))
         self.to_high = nn.Linear(hidden_dim, high_dim)

@@ -1,0 +1,98 @@
+"""The user's own images: any folder of png/jpg/tif files, with or without class sub-folders.
+
+* ``root/<class>/*.png`` ...: one class per sub-folder (labels from folder names).
+* ``root/*.png`` ...: no labels; the map still works, label-based metrics are skipped.
+
+Images of any size and kind (RGB, RGBA, grayscale, 16-bit) are converted to RGB, resized to
+``size`` x ``size`` once and cached; unreadable files are skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from medviz.data.arrays import ImageArrays, border_colour
+from medviz.data.cache import cache_key, default_cache_dir, load_npz, save_npz_atomic
+from medviz.data.errors import DataError
+from medviz.data.images_io import IMAGE_SUFFIXES, read_many
+
+log = logging.getLogger("medviz")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def scan_folder(root: Path) -> tuple[list[Path], list[str] | None]:
+    """Image files and their class names (None when the folder has no class sub-folders)."""
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist; set dataset.path to a folder of images")
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _images_in(d))
+    loose = _images_in(root)
+    if class_dirs and loose:
+        raise DataError(
+            f"{root} mixes {len(loose)} images at the top level with class sub-folders "
+            f"({', '.join(d.name for d in class_dirs[:5])}): move the loose images into a class folder, "
+            "or point dataset.path at a folder with only one of the two layouts"
+        )
+    if len(class_dirs) == 1:
+        raise DataError(
+            f"{root} has a single class folder '{class_dirs[0].name}': a map needs no labels, so put the "
+            f"images directly in a folder and point dataset.path at {class_dirs[0]}, or add folders for "
+            "the other classes"
+        )
+    if class_dirs:
+        files = [f for d in class_dirs for f in _images_in(d)]
+        return files, [f.parent.name for f in files]
+    if not loose:
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root} or its sub-folders")
+    return loose, None
+
+
+def load_folder(path: str, size: int = 28, cache_dir: str | None = None) -> ImageArrays:
+    """Load a folder of images (resized and cached on first use).
+
+    Args:
+        path: the folder.
+        size: image side after resizing (28 matches the paper's MedMNIST-sized images).
+        cache_dir: where the resized arrays go (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
+    """
+    root = Path(path).expanduser().resolve()
+    files, classes = scan_folder(root)
+    key = cache_key(
+        root=str(root),
+        files=[(str(f), f.stat().st_mtime, f.stat().st_size) for f in files],
+        size=size,
+    )
+    cache = Path(cache_dir or default_cache_dir()) / f"folder-{root.name}-{size}px-{key}.npz"
+    cached = load_npz(cache, ("images", "files", "border"))
+    if cached is None:
+        images, kept = read_many(files, size, str(root))
+        if not kept:
+            raise DataError(f"none of the {len(files)} images in {root} could be read")
+        cached = {
+            "images": images,
+            "files": np.array([str(f) for f in kept]),
+            "border": border_colour(images),
+        }
+        save_npz_atomic(cache, **cached)
+        log.info(f"cached {len(kept)} resized images at {cache}")
+    kept_files = [Path(f) for f in cached["files"]]
+    if classes is None:
+        labels = np.full(len(kept_files), -1, dtype=np.int64)
+        names: tuple[str, ...] = ()
+        log.info(f"{root}: no class sub-folders, the map is unlabelled (kNN and silhouette are skipped)")
+    else:
+        names = tuple(sorted({f.parent.name for f in kept_files}))
+        labels = np.array([names.index(f.parent.name) for f in kept_files], dtype=np.int64)
+    return ImageArrays(
+        images=cached["images"],
+        labels=labels,
+        class_names=names,
+        name=root.name,
+        files=kept_files,
+        border_rgb=cached["border"],
+    )
