@@ -27,6 +27,13 @@ def save_embedding(run_dir: Path, coords: np.ndarray, data: ImageArrays, indices
     return path
 
 
+def save_features(run_dir: Path, features: np.ndarray, data: ImageArrays, indices: np.ndarray) -> Path:
+    """``features.npz``: ``features`` float32 (N, D) backbone features, ``labels``, ``index`` -- dataset order."""
+    path = run_dir / "features.npz"
+    np.savez(path, features=features.astype(np.float32), labels=data.labels, index=indices.astype(np.int64))
+    return path
+
+
 def map_metrics(coords: np.ndarray, labels: np.ndarray, k: int, seed: int) -> dict[str, float]:
     """kNN accuracy and silhouette of a map; empty when there are fewer than 2 labelled classes."""
     labelled = labels >= 0

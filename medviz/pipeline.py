@@ -17,11 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 from medviz.callbacks import MapSnapshot, StageSchedule
 from medviz.data import ArrayDataModule, ImageArrays
 from medviz.data.errors import DataError
+from medviz.evaluation.tsne import feature_tsne
 from medviz.methods.base import ContrastiveMethod
 from medviz.outputs import (
     map_metrics,
     pixel_tsne_metrics,
     save_embedding,
+    save_features,
     save_map_figure,
     write_metrics,
 )
@@ -111,10 +113,20 @@ def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageA
         )
 
 
-def predict(trainer: L.Trainer, module: ContrastiveMethod, datamodule: ArrayDataModule) -> dict[str, np.ndarray]:
-    """Embed every image without augmentation; rows come back in dataset order."""
-    outputs = trainer.predict(module, datamodule=datamodule)
-    merged = {key: torch.cat([o[key] for o in outputs]).cpu().numpy() for key in outputs[0]}
+@torch.no_grad()
+def predict(module: ContrastiveMethod, datamodule: ArrayDataModule) -> dict[str, np.ndarray]:
+    """Embed every image without augmentation, on the module's device; rows in dataset order.
+
+    A plain loop rather than ``trainer.predict``: after a DDP fit, one process embeds the whole
+    dataset instead of each process embedding a shard.
+    """
+    module.eval()
+    outputs: list[dict[str, torch.Tensor]] = []
+    for images, indices in datamodule.predict_dataloader():
+        x = module.augment.plain(images.to(module.device))
+        step = module.predict_step((x, indices.to(module.device)), 0)
+        outputs.append({key: value.cpu() for key, value in step.items()})
+    merged = {key: torch.cat([o[key] for o in outputs]).numpy() for key in outputs[0]}
     order = np.argsort(merged["index"], kind="stable")
     return {key: value[order] for key, value in merged.items()}
 
@@ -140,8 +152,15 @@ def train(cfg: DictConfig) -> dict:
         log.warning(f"training was interrupted; checkpoints are in {run_dir / 'checkpoints'}")
         return {}
 
-    result = predict(trainer, module, datamodule)
-    coords = result["embedding"]
+    if trainer.global_rank != 0:  # under DDP, process 0 writes the outputs
+        return {}
+    result = predict(module, datamodule)
+    if module.produces_map:
+        coords = result["embedding"]
+    else:  # SimCLR / BYOL: keep the 512-D features, and map them with t-SNE (paper's baselines)
+        save_features(run_dir, result["features"], data, result["index"])
+        log.info(f"t-SNE of the {result['features'].shape[1]}-D features for the map (openTSNE defaults)")
+        coords = feature_tsne(result["features"], seed=cfg.seed)
     save_embedding(run_dir, coords, data, result["index"])
     metrics = {
         "train_minutes": round(train_minutes, 2),

@@ -110,3 +110,18 @@ def test_train_py_multirun_from_the_command_line(tmp_path):
             "pixel_tsne_silhouette",
         } <= set(metrics)
     assert "map kNN accuracy" in done.stdout and "pixel t-SNE kNN accuracy" in done.stdout
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol"])
+def test_feature_methods_save_backbone_features_and_a_tsne_map(method, tmp_path):
+    from tests.conftest import compose_config
+
+    cfg = compose_config(
+        [*TINY, f"method={method}", "method.module.epochs=2", "method.module.warmup_epochs=1"], run_dir=tmp_path
+    )
+    metrics = train(cfg)
+    features = np.load(tmp_path / "features.npz")
+    assert features["features"].shape == (96, 64)  # tinycnn width 8 -> 8 * 8 features
+    assert np.array_equal(features["index"], np.arange(96))
+    assert np.load(tmp_path / "embedding.npz")["embedding"].shape == (96, 2)
+    assert "knn_accuracy" in metrics and (tmp_path / "map.png").is_file()

@@ -6,6 +6,13 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 
+def feature_tsne(features: np.ndarray, seed: int = 0, n_jobs: int = -1) -> np.ndarray:
+    """t-SNE (openTSNE defaults) of features (N, D) -> (N, 2); e.g. SimCLR/BYOL's 512-D."""
+    from openTSNE import TSNE
+
+    return np.asarray(TSNE(random_state=seed, n_jobs=n_jobs).fit(np.asarray(features, dtype=np.float32)))
+
+
 def pixel_tsne(images: np.ndarray, seed: int = 0, n_jobs: int = -1, max_pixels_dim: int = 5000) -> np.ndarray:
     """t-SNE of raw pixels: uint8 (N, H, W, 3) -> (N, 2).
 

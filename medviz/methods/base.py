@@ -5,8 +5,10 @@ from __future__ import annotations
 import lightning as L
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from medviz.augment import BatchAugment
+from medviz.schedules import Stage
 
 
 class ContrastiveMethod(L.LightningModule):
@@ -40,14 +42,36 @@ class ContrastiveMethod(L.LightningModule):
         self.weight_decay = weight_decay
         self.grad_clip = grad_clip
 
+    def on_train_start(self) -> None:
+        # Every DDP process starts from the same seed; offset it by rank so processes draw
+        # different augmentations for their different images (still reproducible per seed).
+        if self.trainer.world_size > 1:
+            torch.manual_seed(torch.initial_seed() + self.trainer.global_rank)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, indices = batch
         if self.trainer is not None and self.trainer.training:
             return self.augment(images), self.augment(images), indices
         return self.augment.plain(images), indices
 
+    #: True when the network's output is the 2-D map (t-SimCNE); False when a map is made from
+    #: the backbone features afterwards (SimCLR, BYOL: t-SNE of the 512-D features).
+    produces_map: bool = True
+
+    @property
+    def has_map(self) -> bool:
+        """Whether ``embed`` gives a 2-D map right now (for snapshots during training)."""
+        return self.produces_map
+
     def make_sgd(self, params: list[nn.Parameter], lr: float) -> torch.optim.SGD:
         return torch.optim.SGD(params, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+    def sgd_with_warmup_cosine(self, stage: Stage) -> dict:
+        """SGD over the trainable parameters with ``stage``'s warmup-cosine lr, stepped per epoch."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimiser = self.make_sgd(params, self.lr * stage.lr_scale)
+        scheduler = LambdaLR(optimiser, stage.lr_factor)
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         if self.grad_clip is not None:

@@ -13,6 +13,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from medviz.augment import BatchAugment
+from medviz.distributed import gather_with_grad
 from medviz.losses import cauchy_infonce
 from medviz.methods.base import ContrastiveMethod
 from medviz.models.heads import TSimCNEHead
@@ -110,6 +111,11 @@ class TSimCNE(ContrastiveMethod):
         out = self(x)
         return out[:, :2] if self.stage.output == "anneal" else out
 
+    def compute_loss(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss of two views (B, 3, H, W); under DDP the negatives come from the global batch."""
+        z_a, z_b = self(torch.cat([view_a, view_b], dim=0)).chunk(2, dim=0)
+        return cauchy_infonce(gather_with_grad(z_a), gather_with_grad(z_b))
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         view_a, view_b, _ = batch
         if self.stage.output == "anneal":
@@ -117,8 +123,7 @@ class TSimCNE(ContrastiveMethod):
                 1, self.schedule.total_epochs
             )
             self.dim_scale.fill_(self.schedule.dim_scale(progress))
-        z = self(torch.cat([view_a, view_b], dim=0))
-        parts = cauchy_infonce(*z.chunk(2, dim=0))
+        parts = self.compute_loss(view_a, view_b)
         self.log_step(parts, batch_size=view_a.shape[0])
         self.log("train/stage", float(self.stage_index) + 1, prog_bar=True, batch_size=view_a.shape[0])
         return parts["loss"]

@@ -1,4 +1,6 @@
-"""t-SimCNE's projection head, holding both output layers from the start.
+"""Projection heads: t-SimCNE's stage-aware head and plain MLP heads (SimCLR, BYOL).
+
+t-SimCNE's head holds both output layers from the start.
 
 Linear(D, 1024) -> ReLU -> Linear(1024, 128) in stage 1; the last layer is replaced by a new
 Linear(1024, 2) for stages 2-3 (design §3, no BatchNorm in the head). Both output layers are
@@ -32,3 +34,21 @@ class TSimCNEHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = self.hidden(features)
         return self.to_2d(hidden) if bool(self.use_2d) else self.to_high(hidden)
+
+
+class MLPHead(nn.Module):
+    """Linear(in, hidden) -> [BatchNorm] -> ReLU -> Linear(hidden, out): (B, in) -> (B, out).
+
+    SimCLR uses it without BatchNorm (the same shape as t-SimCNE's stage-1 head); BYOL's projector
+    and predictor use it with BatchNorm (Grill et al. 2020).
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, batchnorm: bool = False) -> None:
+        super().__init__()
+        norm: list[nn.Module] = [nn.BatchNorm1d(hidden_dim)] if batchnorm else []
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden_dim), *norm, nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
