@@ -162,6 +162,8 @@ def train(cfg: DictConfig) -> dict:
         log.info(f"t-SNE of the {result['features'].shape[1]}-D features for the map (openTSNE defaults)")
         coords = feature_tsne(result["features"], seed=cfg.seed)
     save_embedding(run_dir, coords, data, result["index"])
+    if data.split is not None:  # official split of each image, for linear evaluation (Table 5)
+        np.save(run_dir / "split.npy", data.split.astype(str))
     metrics = {
         "train_minutes": round(train_minutes, 2),
         "n_images": len(data),

@@ -45,3 +45,51 @@ def plot_map(
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def plot_panels(
+    panels: list[tuple[str, np.ndarray, dict]],
+    labels: np.ndarray,
+    class_names: tuple[str, ...] | list[str],
+    path: str | Path,
+    small_class_fraction: float = 0.02,
+) -> Path:
+    """Side-by-side maps of the same images (paper Fig. 2), each titled with its kNN and silhouette.
+
+    Args:
+        panels: (title, coords (N, 2), metrics dict) per panel, all in dataset order.
+        labels: (N,) class labels shared by all panels.
+        class_names: names of the label indices.
+        path: PNG or PDF.
+        small_class_fraction: classes with fewer than this fraction of the images are drawn in
+            black and listed as one legend entry, as the paper does for Leukemia's small classes.
+    """
+    path = Path(path)
+    counts = np.bincount(labels[labels >= 0], minlength=len(class_names))
+    small = counts < small_class_fraction * max(1, counts.sum())
+    cmap = plt.get_cmap("tab10" if (~small).sum() <= 10 else "tab20")
+    palette = {}
+    for index in np.flatnonzero(~small):
+        palette[int(index)] = cmap(len(palette) % cmap.N)
+    colours = np.array([palette.get(int(lab), (0, 0, 0, 1)) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), dpi=150)
+    axes = np.atleast_1d(axes)
+    order = np.random.default_rng(0).permutation(len(labels))
+    size = float(np.clip(8000 / max(len(labels), 1), 0.3, 12))
+    for ax, (title, coords, metrics) in zip(axes, panels, strict=True):
+        ax.scatter(coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True)
+        subtitle = ""
+        if "knn_accuracy" in metrics:
+            subtitle = f"\nkNN {100 * metrics['knn_accuracy']:.1f}%, silhouette {metrics['silhouette']:.2f}"
+        ax.set_title(title + subtitle, fontsize=9)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=class_names[i]) for i, c in palette.items()]
+    if small.any():
+        handles.append(plt.Line2D([], [], ls="", marker="o", color="black", label="OTH (small classes)"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path

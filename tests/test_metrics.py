@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics import silhouette_score as sk_silhouette
@@ -36,3 +38,23 @@ def test_knn_equals_sklearn_on_the_same_split():
     expected = KNeighborsClassifier(15).fit(x_tr, y_tr).score(x_te, y_te)
     assert knn_accuracy(points, labels, k=15, seed=5) == pytest.approx(expected)
     assert knn_accuracy(points, labels) > 0.8  # well-separated clusters are classified well
+
+
+def test_linear_probe_equals_sklearn_pipeline():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from medviz.evaluation.linear import linear_probe_accuracy
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    features = rng.normal(size=(300, 8)) + labels[:, None]
+    is_test = np.arange(300) >= 240
+    scaler = StandardScaler().fit(features[~is_test])
+    with warnings.catch_warnings():  # the paper's exact call; newer scikit-learn deprecates its spelling
+        warnings.simplefilter("ignore", FutureWarning)
+        model = LogisticRegression(solver="saga", penalty=None, max_iter=1000, random_state=0)
+        model.fit(scaler.transform(features[~is_test]), labels[~is_test])
+    expected = model.score(scaler.transform(features[is_test]), labels[is_test])
+    assert linear_probe_accuracy(features, labels, is_test) == pytest.approx(expected)
+    assert expected > 0.6

@@ -1,0 +1,22 @@
+"""Evaluate maps: `python evaluate.py run=<run dir>`, baselines, and the paper's tables (see conf/evaluate.yaml)."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from medviz.data.errors import DataError
+from medviz.evaluate_pipeline import evaluate
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except (DataError, FileNotFoundError) as err:
+        print(f"medviz: error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""evaluate(cfg): metrics of finished runs, t-SNE baselines, and the paper's tables.
+
+Like :mod:`medviz.pipeline`, the only place here that reads a whole config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import yaml
+from omegaconf import DictConfig
+
+from medviz.data.arrays import ImageArrays
+from medviz.evaluation import paper_numbers
+from medviz.evaluation.imagenet_features import imagenet_features
+from medviz.evaluation.linear import linear_probe_accuracy
+from medviz.evaluation.tables import aggregate, find_run_dirs, load_run, to_csv, to_markdown
+from medviz.evaluation.tsne import feature_tsne, pixel_tsne
+from medviz.outputs import map_metrics, save_embedding, save_map_figure, write_metrics
+from medviz.pipeline import build_data
+from medviz.plots import plot_panels
+
+log = logging.getLogger("medviz")
+
+BASELINES = ("pixels", "resnet18", "resnet152")
+
+
+def evaluate_run(run_dir: Path, k: int, seed: int) -> dict:
+    """Recompute a training run's map metrics, and add the linear probe for feature runs."""
+    if not (run_dir / "embedding.npz").is_file():
+        raise FileNotFoundError(f"{run_dir} has no embedding.npz: is it a finished training run folder?")
+    saved = np.load(run_dir / "embedding.npz")
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics.update(map_metrics(saved["embedding"], saved["labels"], k=k, seed=seed))
+    features_path = run_dir / "features.npz"
+    split_path = run_dir / "split.npy"
+    if features_path.is_file() and split_path.is_file():
+        features = np.load(features_path)
+        is_test = np.load(split_path) == "test"
+        if is_test.any():
+            metrics["linear_accuracy"] = linear_probe_accuracy(features["features"], features["labels"], is_test)
+    write_metrics(run_dir, metrics)
+    return metrics
+
+
+def run_baseline(name: str, data: ImageArrays, out_dir: Path, seed: int, k: int, weights: dict) -> Path:
+    """A t-SNE baseline on ``data`` written as a run folder (a row 'tsne / <name>' in the tables)."""
+    if name not in BASELINES:
+        raise ValueError(f"unknown baseline '{name}'; choose from {', '.join(BASELINES)}")
+    run_dir = out_dir / f"tsne-{name}-{data.name}-seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log.info(f"baseline t-SNE of {name} on {data.name} ({len(data)} images)")
+    if name == "pixels":
+        coords = pixel_tsne(data.images, seed=seed)
+    else:
+        coords = feature_tsne(imagenet_features(data.images, arch=name, weights=weights[name]), seed=seed)
+    config = {"method": {"name": "tsne"}, "aug": {"name": name}, "dataset": {"name": data.name}, "seed": seed}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    save_embedding(run_dir, coords, data, np.arange(len(data)))
+    metrics = map_metrics(coords, data.labels, k=k, seed=seed)
+    write_metrics(run_dir, metrics)
+    save_map_figure(run_dir, coords, data, f"{data.name} · t-SNE of {name} · seed {seed}", metrics)
+    return run_dir
+
+
+TABLES = {
+    2: ("table2_knn", "Table 2: kNN accuracy of the 2-D maps (%)", "knn_accuracy", True, paper_numbers.TABLE2_KNN),
+    3: (
+        "table3_silhouette",
+        "Table 3: silhouette of the 2-D maps",
+        "silhouette",
+        False,
+        paper_numbers.TABLE3_SILHOUETTE,
+    ),
+    4: ("table4_ablation_knn", "Table 4: ablations, kNN accuracy (%)", "knn_accuracy", True, paper_numbers.TABLE4_KNN),
+    5: (
+        "table5_linear",
+        "Table 5: linear evaluation of SimCLR features (%)",
+        "linear_accuracy",
+        True,
+        paper_numbers.TABLE5_LINEAR,
+    ),
+}
+ABLATION_AUGS = {"randrot", "nocrop", "nojitter", "nogray"}
+
+
+def write_tables(run_dirs: list[Path], numbers: list[int], out_dir: Path, with_paper: bool) -> list[Path]:
+    """Markdown and CSV for each requested table; returns the Markdown paths."""
+    results = [load_run(d) for d in run_dirs]
+    written = []
+    for number in numbers:
+        stem, title, metric, percent, paper = TABLES[number]
+        rows = [r for r in results if (r.method == "tsimcne" and r.aug in ABLATION_AUGS) or number != 4]
+        table = aggregate(rows, metric)
+        if number == 4:  # Table 4 also reports silhouette
+            sil = aggregate(rows, "silhouette")
+            extra = to_markdown(
+                sil, "Table 4: ablations, silhouette", False, paper_numbers.TABLE4_SILHOUETTE if with_paper else None
+            )
+        else:
+            extra = ""
+        if not table:
+            log.warning(f"no runs report {metric}: {stem} skipped")
+            continue
+        markdown = to_markdown(table, title, percent, paper if with_paper else None) + ("\n" + extra if extra else "")
+        path = out_dir / f"{stem}.md"
+        path.write_text(markdown)
+        to_csv(table, out_dir / f"{stem}.csv", paper if with_paper else None)
+        print(markdown)
+        written.append(path)
+    return written
+
+
+FIGURE2_PANELS = (
+    ("pixels", "t-SNE of pixels"),
+    ("resnet", "t-SNE of ImageNet ResNet"),
+    ("default", "t-SimCNE, default augmentations"),
+    ("rotations", "t-SimCNE, with rotations"),
+)
+
+
+def figure2(panel_runs: dict, out_dir: Path, small_class_fraction: float) -> Path:
+    """Paper Fig. 2: four maps of the same dataset side by side, from four run folders."""
+    panels, labels, names = [], None, None
+    for key, title in FIGURE2_PANELS:
+        if key not in panel_runs:
+            raise FileNotFoundError(f"figure2 needs a run folder for '{key}' (keys: {[k for k, _ in FIGURE2_PANELS]})")
+        run_dir = Path(panel_runs[key])
+        saved = np.load(run_dir / "embedding.npz")
+        if labels is not None and not np.array_equal(saved["labels"], labels):
+            raise ValueError(f"{run_dir} embeds a different dataset than the other panels")
+        labels, names = saved["labels"], tuple(saved["class_names"].tolist())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        panels.append((title, saved["embedding"], metrics))
+    return plot_panels(panels, labels, names, out_dir / "figure2.png", small_class_fraction)
+
+
+def evaluate(cfg: DictConfig) -> None:
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.run:
+        metrics = evaluate_run(Path(cfg.run), k=cfg.knn_k, seed=cfg.seed)
+        print(f"{cfg.run}: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if isinstance(v, float)))
+    baseline_dirs = []
+    if cfg.baselines:
+        data = build_data(cfg)
+        for name in cfg.baselines:
+            baseline_dirs.append(
+                run_baseline(name, data, out_dir / "baselines", cfg.seed, cfg.knn_k, cfg.resnet_weights)
+            )
+    if cfg.runs or baseline_dirs:
+        run_dirs = find_run_dirs(list(cfg.runs)) + baseline_dirs
+        write_tables(run_dirs, list(cfg.tables), out_dir, cfg.paper)
+        print(f"tables written to {out_dir}")
+    if cfg.figure2:
+        print(f"figure 2: {figure2(dict(cfg.figure2), out_dir, cfg.small_class_fraction)}")

@@ -1,0 +1,134 @@
+"""The paper's tables from finished run folders: mean ± std over seeds, best per column in bold.
+
+A run folder is any folder with ``config.yaml`` and ``metrics.json`` (what ``train.py`` and
+``evaluate.py`` write). Rows are method × augmentation, columns are datasets.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from medviz.evaluation.paper_numbers import Table
+
+RowKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    method: str
+    aug: str
+    dataset: str
+    seed: int
+    metrics: dict[str, float]
+    path: Path
+
+
+def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    """Every folder at or below ``paths`` that holds both ``metrics.json`` and ``config.yaml``."""
+    found = set()
+    for path in map(Path, paths):
+        if not path.exists():
+            raise FileNotFoundError(f"run folder {path} does not exist")
+        for metrics in [path / "metrics.json", *path.rglob("metrics.json")]:
+            if metrics.is_file() and (metrics.parent / "config.yaml").is_file():
+                found.add(metrics.parent)
+    return sorted(found)
+
+
+def load_run(run_dir: Path) -> RunResult:
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return RunResult(
+        method=config["method"]["name"],
+        aug=config["aug"]["name"],
+        dataset=config["dataset"]["name"],
+        seed=int(config.get("seed", 0)),
+        metrics=metrics,
+        path=run_dir,
+    )
+
+
+@dataclass
+class Cell:
+    """Mean and std over seeds of one metric (std = 0 for a single run)."""
+
+    values: list[float]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else 0.0
+
+
+def aggregate(results: Iterable[RunResult], metric: str) -> dict[RowKey, dict[str, Cell]]:
+    """{(method, aug): {dataset: Cell}} over the runs that report ``metric``."""
+    table: dict[RowKey, dict[str, Cell]] = defaultdict(dict)
+    for result in results:
+        if metric not in result.metrics:
+            continue
+        row = table[(result.method, result.aug)]
+        row.setdefault(result.dataset, Cell([])).values.append(float(result.metrics[metric]))
+    return dict(table)
+
+
+def best_rows(table: dict[RowKey, dict[str, Cell]], dataset: str) -> set[RowKey]:
+    """Within each method, the augmentation(s) with the highest mean on ``dataset`` (paper's bold)."""
+    best: set[RowKey] = set()
+    for method in {m for m, _ in table}:
+        cells = {key: row[dataset].mean for key, row in table.items() if key[0] == method and dataset in row}
+        if len(cells) > 1:
+            top = max(cells.values())
+            best |= {key for key, value in cells.items() if np.isclose(value, top, atol=5e-4)}
+    return best
+
+
+def _format(value: float, std: float | None, percent: bool) -> str:
+    if percent:
+        return f"{100 * value:.1f}" + (f" ± {100 * std:.1f}" if std is not None else "")
+    return f"{value:.2f}" + (f" ± {std:.2f}" if std is not None else "")
+
+
+def to_markdown(table: dict[RowKey, dict[str, Cell]], title: str, percent: bool, paper: Table | None = None) -> str:
+    """A Markdown table; with ``paper``, each cell shows ours and the paper's value (ours / paper)."""
+    datasets = sorted({d for row in table.values() for d in row})
+    lines = [f"**{title}**", "", "| method | augmentation | " + " | ".join(datasets) + " |"]
+    lines.append("| --- | --- | " + " | ".join("---" for _ in datasets) + " |")
+    bold = {d: best_rows(table, d) for d in datasets}
+    for key in sorted(table):
+        cells = []
+        for dataset in datasets:
+            cell = table[key].get(dataset)
+            text = "–" if cell is None else _format(cell.mean, cell.std if len(cell.values) > 1 else None, percent)
+            if cell is not None and key in bold[dataset]:
+                text = f"**{text}**"
+            if paper is not None:
+                ref = paper.get(key, {}).get(dataset)
+                text += " / " + ("–" if ref is None else _format(ref[0], ref[1], percent))
+            cells.append(text)
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+    if paper is not None:
+        lines += ["", "Cells: ours / the paper's. Ours: mean ± std over seeds (n in the CSV)."]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: dict[RowKey, dict[str, Cell]], path: Path, paper: Table | None = None) -> Path:
+    """One line per (method, augmentation, dataset): mean, std, n, and the paper's mean/std."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "augmentation", "dataset", "mean", "std", "n", "paper_mean", "paper_std"])
+        for key in sorted(table):
+            for dataset, cell in sorted(table[key].items()):
+                ref = (paper or {}).get(key, {}).get(dataset, (None, None))
+                writer.writerow([*key, dataset, cell.mean, cell.std, len(cell.values), ref[0], ref[1]])
+    return path
