@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-all lint format clean
+.PHONY: help install run test test-all tables-synthblood lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,11 @@ test: install ## Run the test suite (fast; what CI runs)
 
 test-all: install ## Run every test, including those marked slow
 	$(PY) -m pytest -m "not gpu"
+
+tables-synthblood: install ## CPU miniature of Tables 2-3 on synthblood (3 augmentation sets x 3 seeds + pixel t-SNE; ~45 min)
+	$(PY) train.py -m experiment=synthblood_tables hydra.sweep.dir=multirun/synthblood_tables
+	$(PY) evaluate.py runs=[multirun/synthblood_tables] baselines=[pixels] dataset.source.n_images=2000 \
+		tables=[2,3] hydra.run.dir=evaluations/synthblood_tables
 
 lint: install ## Lint with ruff
 	$(PY) -m ruff check .
