@@ -87,6 +87,9 @@ def build_trainer(
     callbacks.extend(extra_callbacks)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     precision = resolve_precision(trainer_cfg.pop("precision"), str(cfg.trainer.accelerator))
+    if trainer_cfg.get("sync_batchnorm") and not uses_gpu(str(cfg.trainer.accelerator)):
+        log.info("SyncBatchNorm needs GPUs: on CPU each DDP process normalises over its own share of the batch")
+        trainer_cfg["sync_batchnorm"] = False
     make_trainer = instantiate(OmegaConf.create(trainer_cfg))  # a partial: the run supplies the rest
     return make_trainer(
         max_epochs=module.total_epochs,

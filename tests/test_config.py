@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies import StrategyRegistry
 
 from medviz.data.synthblood import load_synthblood
+from medviz.methods.base import ContrastiveMethod
 from medviz.methods.tsimcne import TSimCNE
 from medviz.pipeline import build_module, build_trainer
 from tests.conftest import CONF_DIR, compose_config
@@ -49,8 +50,9 @@ def test_combination_composes_and_instantiates(combo, tmp_path):
     overrides = [f"{g}={o}" for g, o in zip(GROUPS, combo, strict=True)]
     cfg = compose_config([*overrides, "batch_size=16"], run_dir=tmp_path)
     module = build_module(cfg, tiny_data())
-    assert isinstance(module, TSimCNE)
-    assert module.total_epochs == sum(s.epochs for s in module.schedule.stages)
+    assert isinstance(module, ContrastiveMethod) and module.total_epochs > 0
+    if isinstance(module, TSimCNE):
+        assert module.total_epochs == sum(s.epochs for s in module.schedule.stages)
     # Trainers that need hardware or extra processes are built in their own tests below.
     if cfg.trainer.accelerator != "gpu" and cfg.trainer.get("strategy") is None:
         trainer = build_trainer(cfg, module, tmp_path)

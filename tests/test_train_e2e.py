@@ -89,8 +89,8 @@ def test_train_py_multirun_from_the_command_line(tmp_path):
         "experiment=quickstart",
         *TINY,
         "seed=0,1",
-        "schedule.epochs=2",
-        "schedule.warmup_epochs=1",
+        "schedule.epochs=[1,1,1]",
+        "schedule.warmup_epochs=[0,0,0]",
         "eval.pixel_tsne=true",
         f"hydra.sweep.dir={tmp_path}",
     ]
