@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-all tables-synthblood lint format clean
+empty :=
+space := $(empty) $(empty)
+comma := ,
+.PHONY: help install run test test-all tables-synthblood tables-synthblood-report lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,10 +30,17 @@ test: install ## Run the test suite (fast; what CI runs)
 test-all: install ## Run every test, including those marked slow
 	$(PY) -m pytest -m "not gpu"
 
-tables-synthblood: install ## CPU miniature of Tables 2-3 on synthblood (3 augmentation sets x 3 seeds + pixel t-SNE; ~45 min)
+SYNTH_SWEEPS := multirun/synthblood_tables multirun/synthblood_tables_simclr multirun/synthblood_tables_byol
+
+tables-synthblood: install ## CPU miniature of Tables 2-3 on synthblood: t-SimCNE, SimCLR, BYOL sweeps + pixel t-SNE (~1.5 h)
 	$(PY) train.py -m experiment=synthblood_tables hydra.sweep.dir=multirun/synthblood_tables
-	$(PY) evaluate.py runs=[multirun/synthblood_tables] baselines=[pixels] dataset.source.n_images=2000 \
-		tables=[2,3] hydra.run.dir=evaluations/synthblood_tables
+	$(PY) train.py -m experiment=synthblood_tables_simclr hydra.sweep.dir=multirun/synthblood_tables_simclr
+	$(PY) train.py -m experiment=synthblood_tables_byol hydra.sweep.dir=multirun/synthblood_tables_byol
+	$(MAKE) tables-synthblood-report
+
+tables-synthblood-report: install ## Write Tables 2-3 for synthblood from the sweeps above (adds the pixel t-SNE baseline)
+	$(PY) evaluate.py "runs=[$(subst $(space),$(comma),$(strip $(wildcard $(SYNTH_SWEEPS))))]" baselines=[pixels] \
+		dataset.source.n_images=2000 tables=[2,3] hydra.run.dir=evaluations/synthblood_tables
 
 lint: install ## Lint with ruff
 	$(PY) -m ruff check .
