@@ -14,7 +14,7 @@ import torch
 def silhouette_score(
     points: np.ndarray,
     labels: np.ndarray,
-    chunk_size: int = 2048,
+    chunk_size: int | None = None,
     device: str | torch.device | None = None,
 ) -> float:
     """Mean silhouette (b - a) / max(a, b) over all points, with labels as clusters.
@@ -22,7 +22,8 @@ def silhouette_score(
     Args:
         points: (N, d) coordinates.
         labels: (N,) cluster labels (any integers).
-        chunk_size: rows per block; memory is O(chunk_size · N).
+        chunk_size: rows per block; memory is O(chunk_size · N). Default: as many rows as keep
+            one block's distances near 256 MB (about 100 rows for PCam's 327,680 points).
         device: where to compute; default CUDA if available, else CPU.
     """
     labels = np.asarray(labels)
@@ -31,6 +32,7 @@ def silhouette_score(
     if not 2 <= n_clusters <= len(labels) - 1:
         raise ValueError(f"silhouette needs 2 <= n_clusters <= n_points - 1, got {n_clusters} clusters")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    chunk_size = chunk_size or int(np.clip(2**25 // len(labels), 1, 4096))
     x = torch.as_tensor(np.asarray(points), dtype=torch.float64, device=dev)
     c = torch.as_tensor(cluster, device=dev)
     one_hot = torch.nn.functional.one_hot(c, n_clusters).to(torch.float64)  # (N, C)
