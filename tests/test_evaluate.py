@@ -104,3 +104,29 @@ def test_evaluate_py_writes_tables_from_a_sweep_folder(sweep, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "table2_knn.md").is_file() and (out / "table3_silhouette.csv").is_file()
     assert "Table 3: silhouette" in done.stdout
+
+
+def test_imagenet_weights_from_a_local_file_and_resnet152_width(tmp_path):
+    import torch
+    from torchvision import models
+
+    from medviz.evaluation.imagenet_features import imagenet_features
+
+    torch.manual_seed(0)
+    reference = models.resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pth")
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 3), dtype=np.uint8)
+    from_file = imagenet_features(images, "resnet18", weights=str(tmp_path / "resnet18.pth"))
+    reference.fc = torch.nn.Identity()
+    with torch.no_grad():
+        expected = reference.eval()(preprocess_imagenet(torch.from_numpy(images.transpose(0, 3, 1, 2).copy())))
+    assert from_file.shape == (3, 512) and np.allclose(from_file, expected.numpy(), atol=1e-5)
+    assert imagenet_features(images[:1], "resnet152", weights="random").shape == (1, 2048)
+
+
+def test_missing_weights_file_is_a_clear_error(tmp_path):
+    from medviz.data.errors import DataError
+    from medviz.evaluation.imagenet_features import build_resnet
+
+    with pytest.raises(DataError, match="weights file .*nothere.pth not found"):
+        build_resnet("resnet18", str(tmp_path / "nothere.pth"))
