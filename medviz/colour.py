@@ -36,48 +36,31 @@ def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB -> HSV, each channel in [0, 1]."""
+    """(B, 3, H, W) RGB -> HSV, each channel in [0, 1]; ties pick red, then green (as torchvision)."""
     r, g, b = x.unbind(dim=1)
-    maxc, _ = x.max(dim=1)
-    minc, _ = x.min(dim=1)
-    delta = maxc - minc
-    grey = delta == 0
-    safe_max = torch.where(grey, torch.ones_like(maxc), maxc)
-    safe_delta = torch.where(grey, torch.ones_like(delta), delta)
-    sat = delta / safe_max
-    rc, gc, bc = (maxc - r) / safe_delta, (maxc - g) / safe_delta, (maxc - b) / safe_delta
-    is_r = maxc == r
-    is_g = (maxc == g) & ~is_r
-    is_b = ~is_r & ~is_g
-    hue = is_r * (bc - gc) + is_g * (2.0 + rc - bc) + is_b * (4.0 + gc - rc)
-    hue = torch.fmod(hue / 6.0 + 1.0, 1.0)
+    maxc, argmax = x.max(dim=1)
+    delta = maxc - x.min(dim=1).values
+    chromatic = delta > 0
+    safe_delta = torch.where(chromatic, delta, torch.ones_like(delta))
+    hue = torch.where(
+        argmax == 0,
+        (g - b) / safe_delta,
+        torch.where(argmax == 1, 2.0 + (b - r) / safe_delta, 4.0 + (r - g) / safe_delta),
+    )
+    hue = torch.where(chromatic, torch.remainder(hue / 6.0, 1.0), torch.zeros_like(hue))
+    sat = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
     return torch.stack([hue, sat, maxc], dim=1)
 
 
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) HSV in [0, 1] -> RGB."""
+    """(B, 3, H, W) HSV in [0, 1] -> RGB, by the closed form f(n) = v - v·s·clamp(min(k, 4 - k), 0, 1)
+    with k = (n + 6h) mod 6 and n = 5, 3, 1 for R, G, B: three elementwise passes, no per-sector gather."""
     h, s, v = x.unbind(dim=1)
-    h6 = h * 6.0
-    sector = torch.floor(h6)
-    frac = h6 - sector
-    sector = sector.long() % 6
-    p = (v * (1.0 - s)).clamp(0.0, 1.0)
-    q = (v * (1.0 - s * frac)).clamp(0.0, 1.0)
-    t = (v * (1.0 - s * (1.0 - frac))).clamp(0.0, 1.0)
-    # For each of the 6 hue sectors, which of (v, q, p, t) goes to R, G and B.
-    table = torch.stack(
-        [
-            torch.stack([v, t, p], 1),
-            torch.stack([q, v, p], 1),
-            torch.stack([p, v, t], 1),
-            torch.stack([p, q, v], 1),
-            torch.stack([t, p, v], 1),
-            torch.stack([v, p, q], 1),
-        ],
-        dim=1,
-    )  # (B, 6, 3, H, W)
-    index = sector.unsqueeze(1).unsqueeze(1).expand(-1, 1, 3, -1, -1)
-    return torch.gather(table, 1, index).squeeze(1)
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(n + 6.0 * h, 6.0)
+        channels.append(v - v * s * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0))
+    return torch.stack(channels, dim=1)
 
 
 def adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
