@@ -1,0 +1,73 @@
+"""Augmentation throughput: our batched pipeline vs torchvision's per-image PIL pipeline.
+
+Same settings for both (design §5): default, rot90 and randrot at 28 px and 96 px. torchvision
+runs the reference code's design -- one PIL image at a time in one process; ours runs one batch
+on the CPU (or the GPU when there is one).
+
+    python benchmarks/augment_throughput.py [--images 2048] [--batch 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+import torchvision.transforms as T
+from PIL import Image
+
+from benchmarks.common import header, seconds
+from medviz.augment import BatchAugment
+
+FILL = (0.8, 0.7, 0.75)
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+SETS = {"default": {}, "rot90": {"dihedral": True}, "randrot": {"dihedral": True, "rotate_degrees": 45.0}}
+
+
+class Rot90:
+    """Rotate a PIL image by 90 degrees (the reference's RandomApply([Rot90], p=0.5))."""
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image.transpose(Image.Transpose.ROTATE_90)
+
+
+def torchvision_pipeline(name: str, size: int) -> T.Compose:
+    steps: list = []
+    if name == "randrot":
+        steps.append(T.RandomRotation(45, fill=tuple(int(255 * c) for c in FILL)))
+    steps += [T.RandomResizedCrop(size, scale=(0.2, 1.0)), T.RandomHorizontalFlip()]
+    if name in ("rot90", "randrot"):
+        steps += [T.RandomVerticalFlip(), T.RandomApply([Rot90()], p=0.5)]
+    steps += [
+        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        T.RandomGrayscale(0.2),
+        T.ToTensor(),
+        T.Normalize(MEAN, STD),
+    ]
+    return T.Compose(steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2048, help="images per timing")
+    parser.add_argument("--batch", type=int, default=1024, help="our batch size")
+    args = parser.parse_args()
+    header("augmentation throughput (images/s), ours batched vs torchvision per image")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    rng = np.random.default_rng(0)
+    print(f"{'set':8} {'size':>4} {'torchvision':>12} {'ours':>12} {'ratio':>7}")
+    for size in (28, 96):
+        arrays = rng.integers(0, 256, (args.images, size, size, 3), dtype=np.uint8)
+        pil = [Image.fromarray(a) for a in arrays[: min(args.images, 1024)]]
+        batch = torch.from_numpy(arrays.transpose(0, 3, 1, 2).copy()).to(device)
+        for name, options in SETS.items():
+            reference = torchvision_pipeline(name, size)
+            ref_rate = len(pil) / seconds(lambda ref=reference, pil=pil: [ref(p) for p in pil], repeats=1)
+            ours = BatchAugment(MEAN, STD, FILL, **options).to(device)
+            ours_time = seconds(lambda o=ours, batch=batch: [o(b) for b in batch.split(args.batch)])
+            ours_rate = len(batch) / ours_time
+            print(f"{name:8} {size:>4} {ref_rate:>12,.0f} {ours_rate:>12,.0f} {ours_rate / ref_rate:>6.1f}x")
+
+
+if __name__ == "__main__":
+    main()
