@@ -4,7 +4,7 @@ Same settings for both (design §5): default, rot90 and randrot at 28 px and 96 
 runs the reference code's design -- one PIL image at a time in one process; ours runs one batch
 on the CPU (or the GPU when there is one).
 
-    python benchmarks/augment_throughput.py [--images 2048] [--batch 1024]
+    python -m benchmarks.augment_throughput [--images 2048] [--batch 1024]
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def header(title: str) -> None:
         f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
         f"lightning {lightning.__version__}, torch threads {torch.get_num_threads()}"
     )
-    print(f"command: python {' '.join(sys.argv)}")
+    print(f"command: python -m benchmarks.{os.path.basename(sys.argv[0]).removesuffix('.py')} {' '.join(sys.argv[1:])}")
 
 
 def seconds(fn: Callable[[], object], repeats: int = 3) -> float:
