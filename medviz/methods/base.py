@@ -83,10 +83,21 @@ class ContrastiveMethod(L.LightningModule):
             self.log(f"train/{key}", value, prog_bar=key == "loss", batch_size=batch_size)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=batch_size)
 
+    #: One warmup-cosine stage for single-stage methods (SimCLR, BYOL); t-SimCNE replaces it.
+    stage: Stage
+
     @property
     def total_epochs(self) -> int:
         """Epochs the whole training runs for (the Trainer's max_epochs)."""
-        raise NotImplementedError
+        return self.stage.epochs
+
+    def configure_optimizers(self):
+        return self.sgd_with_warmup_cosine(self.stage)
+
+    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Backbone features (B, D) of preprocessed images, with their dataset indices."""
+        x, indices = batch
+        return {"features": self.backbone(x).float(), "index": indices}
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:

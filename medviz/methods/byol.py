@@ -55,13 +55,6 @@ class BYOL(ContrastiveMethod):
         self.tau_base = tau_base
         self.stage = Stage("byol", epochs, 1.0, warmup_epochs, "high", "all")
 
-    @property
-    def total_epochs(self) -> int:
-        return self.stage.epochs
-
-    def configure_optimizers(self):
-        return self.sgd_with_warmup_cosine(self.stage)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Preprocessed images (B, 3, H, W) -> online predictions (B, proj_dim)."""
         return self.predictor(self.projector(self.backbone(x)))
@@ -93,12 +86,4 @@ class BYOL(ContrastiveMethod):
         for target, online in pairs:
             for t, o in zip(target.parameters(), online.parameters(), strict=True):
                 t.lerp_(o, 1 - tau)  # t = tau * t + (1 - tau) * o
-        self.log("train/tau", tau, batch_size=view_batch_size(batch))
-
-    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        x, indices = batch
-        return {"features": self.backbone(x).float(), "index": indices}
-
-
-def view_batch_size(batch) -> int:
-    return batch[0].shape[0]
+        self.log("train/tau", tau, batch_size=batch[0].shape[0])

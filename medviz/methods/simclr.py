@@ -46,13 +46,6 @@ class SimCLR(ContrastiveMethod):
         self.temperature = temperature
         self.stage = Stage("simclr", epochs, 1.0, warmup_epochs, "high", "all")
 
-    @property
-    def total_epochs(self) -> int:
-        return self.stage.epochs
-
-    def configure_optimizers(self):
-        return self.sgd_with_warmup_cosine(self.stage)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Preprocessed images (B, 3, H, W) -> head output (B, out_dim)."""
         return self.head(self.backbone(x))
@@ -67,7 +60,3 @@ class SimCLR(ContrastiveMethod):
         parts = self.compute_loss(view_a, view_b)
         self.log_step(parts, batch_size=view_a.shape[0])
         return parts["loss"]
-
-    def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        x, indices = batch
-        return {"features": self.backbone(x).float(), "index": indices}
