@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from medviz.data.errors import DataError
+from medviz.errors import MedvizError
 from medviz.evaluate_pipeline import evaluate
 
 
@@ -13,7 +13,7 @@ from medviz.evaluate_pipeline import evaluate
 def main(cfg: DictConfig) -> None:
     try:
         evaluate(cfg)
-    except (DataError, FileNotFoundError) as err:
+    except (MedvizError, FileNotFoundError) as err:
         print(f"medviz: error: {err}", file=sys.stderr)
         sys.exit(1)
 

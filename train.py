@@ -5,16 +5,19 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from medviz.data.errors import DataError
+from medviz.errors import MedvizError
 from medviz.pipeline import train
+from medviz.sweep import in_multirun
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
         train(cfg)
-    except DataError as err:
-        # The message says what is wrong, with which file, and what to do: no traceback needed.
+    except MedvizError as err:
+        if in_multirun():  # the sweep records the failure and runs the other jobs
+            raise
+        # The message says what is wrong and what to do: no traceback needed.
         print(f"medviz: error: {err}", file=sys.stderr)
         sys.exit(1)
 

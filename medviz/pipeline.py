@@ -12,11 +12,12 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from medviz.callbacks import MapSnapshot, StageSchedule
 from medviz.data import ArrayDataModule, ImageArrays
-from medviz.data.errors import DataError
+from medviz.errors import MedvizError
 from medviz.evaluation.tsne import feature_tsne
 from medviz.methods.base import ContrastiveMethod
 from medviz.outputs import (
@@ -28,6 +29,15 @@ from medviz.outputs import (
     write_metrics,
 )
 from medviz.runtime import format_duration, resolve_precision, seconds_per_image_step, uses_gpu
+from medviz.sweep import sweep_name
+from medviz.tracking import (
+    close_loggers,
+    log_config,
+    log_embedding_table,
+    log_final_metrics,
+    log_map_image,
+    start_wandb_runs,
+)
 
 log = logging.getLogger("medviz")
 
@@ -39,7 +49,7 @@ def build_data(cfg: DictConfig) -> ImageArrays:
     try:
         data: ImageArrays = instantiate(cfg.dataset.source)
     except InstantiationException as err:
-        if isinstance(err.__cause__, DataError):  # already says what to do: drop Hydra's wrapper
+        if isinstance(err.__cause__, MedvizError):  # already says what to do: drop Hydra's wrapper
             raise err.__cause__ from None
         raise
     counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
@@ -55,7 +65,21 @@ def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
     return instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
 
 
-def snapshot_callback(cfg: DictConfig, data: ImageArrays) -> MapSnapshot | None:
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """One logger per entry of ``cfg.logger`` (``logger=[csv,wandb]`` combines them).
+
+    In a multirun, loggers with tags (W&B) also get ``sweep-<sweep folder>``, so one sweep's
+    runs can be filtered together on the dashboard.
+    """
+    loggers = []
+    sweep = sweep_name()
+    for node in cfg.logger.values():
+        extra = {"tags": [*node.tags, f"sweep-{sweep}"]} if sweep and "tags" in node else {}
+        loggers.append(instantiate(node, **extra))
+    return loggers
+
+
+def snapshot_callback(cfg: DictConfig, data: ImageArrays, run_dir: Path) -> MapSnapshot | None:
     """Map metrics on a fixed, seeded subset during training; None when off or unlabelled."""
     labelled = np.flatnonzero(data.labels >= 0)
     if not cfg.eval.snapshot_every or len(np.unique(data.labels[labelled])) < 2:
@@ -63,13 +87,21 @@ def snapshot_callback(cfg: DictConfig, data: ImageArrays) -> MapSnapshot | None:
     rng = np.random.default_rng(cfg.seed)
     subset = np.sort(rng.choice(labelled, min(cfg.eval.snapshot_size, len(labelled)), replace=False))
     images = torch.from_numpy(np.ascontiguousarray(data.images[subset].transpose(0, 3, 1, 2)))
-    return MapSnapshot(images, data.labels[subset], cfg.eval.snapshot_every, k=cfg.eval.knn_k)
+    return MapSnapshot(
+        images,
+        data.labels[subset],
+        cfg.eval.snapshot_every,
+        k=cfg.eval.knn_k,
+        class_names=data.class_names,
+        image_dir=run_dir / "maps",
+    )
 
 
 def build_trainer(
     cfg: DictConfig,
     module: ContrastiveMethod,
     run_dir: Path,
+    loggers: list[Logger],
     extra_callbacks: list[L.Callback] = (),
 ) -> L.Trainer:
     callbacks: list[L.Callback] = [
@@ -95,7 +127,7 @@ def build_trainer(
         max_epochs=module.total_epochs,
         precision=precision,
         callbacks=callbacks,
-        logger=instantiate(cfg.logger),
+        logger=loggers,
         default_root_dir=str(run_dir),
     )
 
@@ -135,18 +167,39 @@ def predict(module: ContrastiveMethod, datamodule: ArrayDataModule) -> dict[str,
 
 
 def train(cfg: DictConfig) -> dict:
-    """Train one run and write its folder; returns the metrics."""
+    """Train one run and write its folder; returns the metrics.
+
+    Loggers are closed whatever happens (a failed run is marked failed in W&B), so in a sweep
+    the next run starts with fresh loggers.
+    """
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
     L.seed_everything(cfg.seed, workers=True)
 
+    loggers = build_loggers(cfg)
+    try:
+        start_wandb_runs(loggers, run_dir)
+        log_config(loggers, resolved)
+        metrics = fit_and_measure(cfg, run_dir, loggers)
+    except BaseException:
+        close_loggers(loggers, failed=True)
+        raise
+    if metrics:
+        report(run_dir, metrics)
+    close_loggers(loggers, failed=False)
+    return metrics
+
+
+def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> dict:
+    """Fit, then embed every image, write the run's outputs and log them; {} off rank 0 or when interrupted."""
     data = build_data(cfg)
     datamodule = ArrayDataModule(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
     module = build_module(cfg, data)
     warn_if_slow_on_cpu(cfg, module, data)
-    snapshot = snapshot_callback(cfg, data)
-    trainer = build_trainer(cfg, module, run_dir, [snapshot] if snapshot else [])
+    snapshot = snapshot_callback(cfg, data, run_dir)
+    trainer = build_trainer(cfg, module, run_dir, loggers, [snapshot] if snapshot else [])
 
     start = time.perf_counter()
     trainer.fit(module, datamodule=datamodule)
@@ -179,8 +232,13 @@ def train(cfg: DictConfig) -> dict:
         metrics.update(pixel_tsne_metrics(data, k=cfg.eval.knn_k, seed=cfg.seed))
     write_metrics(run_dir, metrics)
     label = f"{data.name} · {cfg.method.name} · aug={cfg.aug.name} · seed {cfg.seed}"
-    save_map_figure(run_dir, coords, data, label, metrics)
-    report(run_dir, metrics)
+    figure = save_map_figure(run_dir, coords, data, label, metrics)
+
+    log_final_metrics(loggers, metrics)
+    log_map_image(loggers, "map/final", figure, caption=f"{label}: all {len(data)} images")
+    log_embedding_table(
+        loggers, coords, data.images, data.labels, data.class_names, max_rows=cfg.eval.table_size, seed=cfg.seed
+    )
     return metrics
 
 

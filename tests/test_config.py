@@ -12,7 +12,7 @@ from lightning.pytorch.strategies import StrategyRegistry
 from medviz.data.synthblood import load_synthblood
 from medviz.methods.base import ContrastiveMethod
 from medviz.methods.tsimcne import TSimCNE
-from medviz.pipeline import build_module, build_trainer
+from medviz.pipeline import build_loggers, build_module, build_trainer
 from tests.conftest import CONF_DIR, compose_config
 
 # Every combination of the model/training groups is built on synthblood; every dataset option is
@@ -55,8 +55,14 @@ def test_combination_composes_and_instantiates(combo, tmp_path):
         assert module.total_epochs == sum(s.epochs for s in module.schedule.stages)
     # Trainers that need hardware or extra processes are built in their own tests below.
     if cfg.trainer.accelerator != "gpu" and cfg.trainer.get("strategy") is None:
-        trainer = build_trainer(cfg, module, tmp_path)
+        trainer = build_trainer(cfg, module, tmp_path, build_loggers(cfg))
         assert isinstance(trainer, L.Trainer) and trainer.max_epochs == module.total_epochs
+
+
+def test_loggers_combine_and_default_to_csv(tmp_path):
+    assert [type(lg).__name__ for lg in build_loggers(compose_config([], run_dir=tmp_path))] == ["CSVLogger"]
+    combined = build_loggers(compose_config(["logger=[csv,wandb]"], run_dir=tmp_path))
+    assert [type(lg).__name__ for lg in combined] == ["CSVLogger", "WandbLogger"]
 
 
 def test_ddp_strategy_is_registered():
@@ -68,7 +74,7 @@ def test_ddp_strategy_is_registered():
 def test_gpu_trainer_uses_bf16(tmp_path):
     cfg = compose_config(["trainer=gpu", "backbone=tinycnn", "batch_size=16"], run_dir=tmp_path)
     module = build_module(cfg, tiny_data())
-    trainer = build_trainer(cfg, module, tmp_path)
+    trainer = build_trainer(cfg, module, tmp_path, build_loggers(cfg))
     assert trainer.precision in ("bf16-mixed", "16-mixed")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from medviz.errors import MedvizError
 
-class DataError(RuntimeError):
+
+class DataError(MedvizError):
     """Bad or missing input data. The message names the file and the fix; no traceback needed."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medviz.data.arrays import ImageArrays
+from medviz.errors import ConfigError
 
 #: BloodMNIST's class names, in its label order.
 CLASS_NAMES: tuple[str, ...] = (
@@ -182,5 +183,10 @@ def make_synthblood(
 
 def load_synthblood(n_images: int = 4000, seed: int = 0, size: int = 28) -> ImageArrays:
     """The built-in dataset as :class:`ImageArrays` (the target of ``dataset=synthblood``)."""
+    if n_images < 1 or size < 8:
+        raise ConfigError(
+            f"synthblood needs dataset.source.n_images >= 1 and dataset.source.size >= 8 "
+            f"(got n_images={n_images}, size={size}); the default is 10000 images of 28x28."
+        )
     images, labels = make_synthblood(n_images=n_images, seed=seed, size=size)
     return ImageArrays(images=images, labels=labels, class_names=CLASS_NAMES, name="synthblood")

@@ -1,0 +1,94 @@
+"""Hydra multiruns: one folder per job, a summary of the sweep, failed jobs that do not stop the others."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from medviz.pipeline import train
+from tests.conftest import REPO, TINY, compose_config
+from tests.wandb_records import exit_code, offline_run_dirs, read_records, run_record
+
+TINY_STAGES = [*TINY, "schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]"]
+
+
+def run_sweep(sweep_dir, *overrides: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "train.py", "-m", *TINY_STAGES, *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def read_summary(sweep_dir) -> list[dict]:
+    with open(sweep_dir / "summary.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_two_by_two_sweep_writes_every_run_and_a_summary(tmp_path):
+    done = run_sweep(tmp_path, "aug=default,rot90", "seed=0,1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert names == [
+        "0_synthblood-tsimcne-default-seed0",
+        "1_synthblood-tsimcne-default-seed1",
+        "2_synthblood-tsimcne-rot90-seed0",
+        "3_synthblood-tsimcne-rot90-seed1",
+    ]
+    rows = read_summary(tmp_path)
+    assert [row["status"] for row in rows] == ["completed"] * 4
+    for row in rows:
+        metrics = json.loads((tmp_path / row["folder"] / "metrics.json").read_text())
+        assert float(row["knn_accuracy"]) == metrics["knn_accuracy"]
+        assert float(row["silhouette"]) == metrics["silhouette"]
+    summary = (tmp_path / "summary.md").read_text()
+    # Seeds of one setting are averaged: one row per augmentation set, 2 of 2 runs completed.
+    assert "| aug=default | 2/2 |" in summary and "| aug=rot90 | 2/2 |" in summary
+    assert "sweep summary:" in done.stdout and "4 runs, 4 completed, 0 failed" in done.stdout
+
+
+def test_a_failing_job_does_not_stop_the_sweep_and_its_wandb_run_is_closed(tmp_path):
+    done = run_sweep(tmp_path, "dataset.source.n_images=0,96", "logger=[csv,wandb]")
+    assert done.returncode != 0  # the sweep reports that a job failed ...
+    rows = read_summary(tmp_path)
+    assert [row["status"] for row in rows] == ["failed", "completed"]  # ... after running the job after it
+    assert "n_images >= 1" in rows[0]["error"]
+    assert "failed: synthblood needs dataset.source.n_images >= 1" in done.stdout + done.stderr
+    failed_dir, ok_dir = (tmp_path / row["folder"] for row in rows)
+    assert json.loads((failed_dir / "status.json").read_text())["status"] == "failed"
+    assert (ok_dir / "metrics.json").is_file() and not (failed_dir / "metrics.json").exists()
+    # The failed job's W&B run was finished as failed; the next job logged into a run of its own.
+    (failed_run,) = offline_run_dirs(failed_dir)
+    (ok_run,) = offline_run_dirs(ok_dir)
+    failed_records, ok_records = read_records(failed_run), read_records(ok_run)
+    assert exit_code(failed_records) == 1 and exit_code(ok_records) == 0
+    assert run_record(failed_records).run_id != run_record(ok_records).run_id
+    assert f"sweep-{tmp_path.name}" in run_record(ok_records).tags
+    assert "1 completed, 1 failed" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_sweep_runs_under_the_submitit_launcher_without_code_changes(tmp_path):
+    """The cluster recipe: `hydra/launcher=submitit_slurm` on SLURM; submitit_local runs the same path here."""
+    done = run_sweep(tmp_path, "seed=0,1", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_summary(tmp_path)
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+    assert [row["overrides"].split()[-1] for row in rows] == ["seed=0", "seed=1"]
+    assert (tmp_path / ".submitit").is_dir()  # the jobs really ran through submitit
+
+
+def test_the_same_seed_reproduces_the_run_and_another_seed_does_not(tmp_path):
+    def embedding(seed: int, name: str) -> np.ndarray:
+        cfg = compose_config([*TINY_STAGES, f"seed={seed}", "trainer.deterministic=true"], run_dir=tmp_path / name)
+        metrics = train(cfg)
+        return np.load(tmp_path / name / "embedding.npz")["embedding"], metrics
+
+    first, first_metrics = embedding(0, "a")
+    again, again_metrics = embedding(0, "b")
+    other, _ = embedding(1, "c")
+    np.testing.assert_array_equal(first, again)
+    assert {k: v for k, v in first_metrics.items() if k != "train_minutes"} == {
+        k: v for k, v in again_metrics.items() if k != "train_minutes"
+    }
+    assert not np.allclose(first, other)
