@@ -83,6 +83,27 @@ def test_colour_ops_equal_torchvision(ours, theirs, factor):
     assert torch.allclose(got, expected, atol=1e-5)
 
 
+def test_hue_equals_torchvision_on_ties_greys_and_saturated_pixels():
+    """Pixels where two channels tie for the maximum, grey pixels and pure colours take separate
+    branches of the hue formula; each image gets its own shift, over the whole range."""
+    levels = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    corners = torch.cartesian_prod(levels, levels, levels).T.reshape(1, 3, 8, 8)  # every combination, ties included
+    images = torch.cat([corners.expand(6, -1, -1, -1), torch.rand(6, 3, 8, 8)])
+    shifts = torch.linspace(-0.5, 0.5, 12)
+    expected = torch.stack([TF.adjust_hue(img, float(s)) for img, s in zip(images, shifts, strict=True)])
+    original = images.clone()
+    assert torch.allclose(colour.adjust_hue(images, shifts), expected, atol=1e-5)
+    assert torch.equal(images, original)  # the input is left alone
+
+
+def test_blend_ops_leave_their_input_alone():
+    images = torch.rand(3, 3, 6, 6)
+    original = images.clone()
+    for op in (colour.adjust_brightness, colour.adjust_contrast, colour.adjust_saturation):
+        op(images, torch.full((3,), 1.5))
+    assert torch.equal(images, original)
+
+
 def test_grayscale_equals_torchvision():
     images = torch.rand(4, 3, 9, 9)
     assert torch.allclose(colour.to_grayscale(images), TF.rgb_to_grayscale(images), atol=1e-6)
