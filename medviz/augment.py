@@ -17,6 +17,7 @@ The sets of the paper:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -102,11 +103,14 @@ class BatchAugment(nn.Module):
         return (x - self.mean) / self.std
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> one random view per image, normalised float (B, 3, H, W)."""
+    def forward(self, images: torch.Tensor, sync_free: bool | None = None) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> one random view per image, normalised float (B, 3, H, W).
+
+        ``sync_free``: see :meth:`colour` (default: on for CUDA tensors).
+        """
         x = images.float() / 255.0
         x = self.geometric(x)
-        x = self.colour(x)
+        x = self.colour(x, sync_free=sync_free)
         return self.normalise(x)
 
     # ------------------------------------------------------------------ geometry
@@ -142,8 +146,7 @@ class BatchAugment(nn.Module):
         tries = 10
         area = torch.empty(batch, tries, device=device).uniform_(*self.crop_scale)
         log_r = torch.empty(batch, tries, device=device).uniform_(
-            torch.log(torch.tensor(self.crop_ratio[0])).item(),
-            torch.log(torch.tensor(self.crop_ratio[1])).item(),
+            math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1])
         )
         ratio = torch.exp(log_r)
         # Sizes in pixels as torchvision rounds them, then as fractions of the side.
@@ -194,21 +197,34 @@ class BatchAugment(nn.Module):
         return out
 
     # ------------------------------------------------------------------ colour
-    def colour(self, x: torch.Tensor) -> torch.Tensor:
-        """ColorJitter (random op order per image, as torchvision) then random grayscale."""
+    def colour(self, x: torch.Tensor, sync_free: bool | None = None) -> torch.Tensor:
+        """ColorJitter (random op order per image, as torchvision) then random grayscale.
+
+        Args:
+            x: float (B, 3, H, W) in [0, 1].
+            sync_free: apply each op to the whole batch and keep it where chosen, instead of
+                gathering the chosen images. Same values; no data-dependent shapes, so the host
+                never waits for the GPU. Default: on for CUDA tensors (on the CPU gathering
+                does less work).
+        """
         b = x.shape[0]
         dev = x.device
         if self.jitter_p > 0 and any(self.jitter):
             apply = torch.rand(b, device=dev) < self.jitter_p
             factors = self.sample_jitter(b, dev)
             order = torch.argsort(torch.rand(b, 4, device=dev), dim=1)
+            masked = x.is_cuda if sync_free is None else sync_free
             for step in range(4):
                 for op_index, op in enumerate(_JITTER_OPS):
                     if not self.jitter[op_index]:
                         continue
-                    chosen = torch.nonzero(apply & (order[:, step] == op_index)).squeeze(1)
-                    if chosen.numel():
-                        x[chosen] = op(x[chosen], factors[chosen, op_index])
+                    chosen = apply & (order[:, step] == op_index)
+                    if masked:
+                        x = torch.where(chosen.view(b, 1, 1, 1), op(x, factors[:, op_index]), x)
+                        continue
+                    rows = torch.nonzero(chosen).squeeze(1)
+                    if rows.numel():
+                        x[rows] = op(x[rows], factors[rows, op_index])
         if self.gray_p > 0:
             gray = torch.rand(b, device=dev) < self.gray_p
             x = torch.where(gray.view(b, 1, 1, 1), to_grayscale(x).expand_as(x), x)

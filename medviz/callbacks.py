@@ -17,7 +17,7 @@ from medviz.tracking import log_map_image
 
 
 class StageSchedule(L.Callback):
-    """Moves a staged module (``schedule``, ``stage_index``, ``enter_stage``) through its stages.
+    """Moves a staged module (``schedule``, ``current_stage``, ``enter_stage``) through its stages.
 
     At the start of each epoch it looks up the epoch's stage; on a change it switches the module
     and asks the strategy to rebuild optimisers and lr schedulers, so each stage starts with a
@@ -27,7 +27,7 @@ class StageSchedule(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         target = pl_module.schedule.stage_at(trainer.current_epoch)
-        if target == int(pl_module.stage_index):
+        if target == pl_module.current_stage:
             return
         pl_module.enter_stage(target)
         trainer.strategy.setup_optimizers(trainer)

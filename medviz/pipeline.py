@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
@@ -62,7 +62,12 @@ def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
     augment = instantiate(cfg.aug.transform, mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist())
     backbone = instantiate(cfg.backbone)
     lr = cfg.method.base_lr * cfg.batch_size / 256
-    return instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
+    module = instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
+    gpu = uses_gpu(str(cfg.trainer.accelerator))
+    module.channels_last = gpu if cfg.speed.channels_last == "auto" else bool(cfg.speed.channels_last)
+    if cfg.speed.compile:
+        module.backbone.compile()  # in place: parameter names and checkpoints stay the same
+    return module
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
@@ -118,6 +123,9 @@ def build_trainer(
         callbacks.append(StageSchedule())
     callbacks.extend(extra_callbacks)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if trainer_cfg.get("enable_progress_bar", True):
+        # The bar reads the logged values (a host-device sync) only when it redraws.
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.speed.progress_refresh_steps))
     precision = resolve_precision(trainer_cfg.pop("precision"), str(cfg.trainer.accelerator))
     if trainer_cfg.get("sync_batchnorm") and not uses_gpu(str(cfg.trainer.accelerator)):
         log.info("SyncBatchNorm needs GPUs: on CPU each DDP process normalises over its own share of the batch")
@@ -195,7 +203,13 @@ def train(cfg: DictConfig) -> dict:
 def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> dict:
     """Fit, then embed every image, write the run's outputs and log them; {} off rank 0 or when interrupted."""
     data = build_data(cfg)
-    datamodule = ArrayDataModule(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+    datamodule = ArrayDataModule(
+        data,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        on_device=cfg.speed.data_on_device,
+        seed=cfg.seed,
+    )
     module = build_module(cfg, data)
     warn_if_slow_on_cpu(cfg, module, data)
     snapshot = snapshot_callback(cfg, data, run_dir)

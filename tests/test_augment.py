@@ -195,3 +195,15 @@ def test_forward_gives_independent_views_and_normalises():
     assert len({tuple(v.flatten()[:20].tolist()) for v in views}) > 50  # per-sample parameters
     plain = aug.plain(images[:1])
     assert torch.allclose(plain[0, 0, 0, 0], torch.tensor((20 / 255 - 0.5) / 0.25))
+
+
+@pytest.mark.parametrize("aug", [{}, {"dihedral": True, "rotate_degrees": 45.0}])
+def test_sync_free_path_gives_the_same_views(aug):
+    """The GPU's path (whole-batch ops kept where chosen) equals the CPU's (gather the chosen images)."""
+    augment = BatchAugment((0.5,) * 3, (0.25,) * 3, fill=(0.8, 0.7, 0.75), **aug)
+    images = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
+    torch.manual_seed(5)
+    gathered = augment(images, sync_free=False)
+    torch.manual_seed(5)
+    masked = augment(images, sync_free=True)
+    assert torch.allclose(gathered, masked, atol=1e-6)

@@ -2,7 +2,9 @@
 
 Augmentation does not happen here: batches go to the model's device as uint8 and the method
 augments them there in one batched pass (design §5). That keeps loader workers idle for small
-images and makes a batch of 1024 cost one tensor index, not 1024 PIL calls.
+images and makes a batch of 1024 cost one tensor index, not 1024 PIL calls. On a GPU, a dataset
+that fits goes to the device once and batches never leave it (:mod:`medviz.data.device_batches`);
+only datasets kept on disk (PCam's memory map) or too large use a loader.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from medviz.data.arrays import ImageArrays
+from medviz.data.device_batches import DeviceBatches, EpochOrder
 from medviz.data.errors import DataError
+
+#: A dataset lives on the GPU when its uint8 images take at most this share of the GPU's memory.
+DEVICE_MEMORY_SHARE = 0.25
 
 
 class UInt8Images(Dataset):
@@ -75,15 +81,29 @@ class ArrayDataModule(L.LightningDataModule):
         batch_size: global batch size b (the paper: 1024; PCam 512). Under DDP each process
             gets b / world_size so the loss still sees b images per step.
         num_workers: loader workers; 0 is fastest for in-memory arrays.
+        on_device: keep the images on the training device: ``"auto"`` does so on a GPU when the
+            dataset is in RAM and fits (see ``DEVICE_MEMORY_SHARE``); True forces it (also on
+            the CPU, where it is the same data without a loader); False never.
+        seed: data order on the device (epoch e uses ``seed + e``); loaders use the global RNG.
     """
 
-    def __init__(self, data: ImageArrays, batch_size: int, num_workers: int = 0) -> None:
+    def __init__(
+        self,
+        data: ImageArrays,
+        batch_size: int,
+        num_workers: int = 0,
+        on_device: bool | str = "auto",
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.data = data
         self.batch_size = batch_size
         self.num_workers = num_workers
-        in_ram = not isinstance(data.images, np.memmap)
-        self.dataset = UInt8Images(data.images) if in_ram else MemmapImages(data.images)
+        self.on_device = on_device
+        self.seed = seed
+        self.in_ram = not isinstance(data.images, np.memmap)
+        self.dataset = UInt8Images(data.images) if self.in_ram else MemmapImages(data.images)
+        self._device_images: torch.Tensor | None = None
         if batch_size < 2:
             raise ValueError(f"batch_size must be at least 2 for a contrastive loss, got {batch_size}")
         if batch_size > len(data):
@@ -96,6 +116,34 @@ class ArrayDataModule(L.LightningDataModule):
         world = self.trainer.world_size if self.trainer is not None else 1
         return max(1, self.batch_size // world)
 
+    def _device(self) -> torch.device:
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def keeps_data_on_device(self, device: torch.device) -> bool:
+        if self.on_device == "auto":
+            if device.type != "cuda" or not self.in_ram:
+                return False
+            total = torch.cuda.get_device_properties(device).total_memory
+            return self.dataset.images.numel() <= DEVICE_MEMORY_SHARE * total
+        if self.on_device is True and not self.in_ram:
+            raise DataError(
+                f"dataset '{self.data.name}' is memory-mapped from disk (too large for RAM); "
+                "it cannot be kept on the device: use speed.data_on_device=auto"
+            )
+        return bool(self.on_device)
+
+    def _batches(self, batch_size: int, shuffle: bool, drop_last: bool) -> DeviceBatches | DataLoader:
+        device = self._device()
+        if not self.keeps_data_on_device(device):
+            return self._loader(batch_size, shuffle, drop_last)
+        if self._device_images is None or self._device_images.device != device:
+            self._device_images = self.dataset.images.to(device)
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        order = EpochOrder(
+            len(self.dataset), shuffle, self.seed, rank=rank if shuffle else 0, world_size=world if shuffle else 1
+        )
+        return DeviceBatches(self._device_images, batch_size, order, drop_last)
+
     def _loader(self, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         return DataLoader(
             self.dataset,
@@ -105,11 +153,12 @@ class ArrayDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             collate_fn=_already_batched,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self._device().type == "cuda",
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DeviceBatches | DataLoader:
         # drop_last: a short final batch would change the number of negatives per step.
-        return self._loader(self._per_process_batch(), shuffle=True, drop_last=True)
+        return self._batches(self._per_process_batch(), shuffle=True, drop_last=True)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(max(self._per_process_batch(), 256), shuffle=False, drop_last=False)
+    def predict_dataloader(self) -> DeviceBatches | DataLoader:
+        return self._batches(max(self._per_process_batch(), 256), shuffle=False, drop_last=False)

@@ -48,10 +48,20 @@ class ContrastiveMethod(L.LightningModule):
         if self.trainer.world_size > 1:
             torch.manual_seed(torch.initial_seed() + self.trainer.global_rank)
 
+    #: Feed the network channels-last tensors (set on GPUs: faster convolutions in bf16).
+    channels_last: bool = False
+
+    def on_fit_start(self) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, indices = batch
         if self.trainer is not None and self.trainer.training:
-            return self.augment(images), self.augment(images), indices
+            views = (self.augment(images), self.augment(images))
+            if self.channels_last:
+                views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
+            return *views, indices
         return self.augment.plain(images), indices
 
     #: True when the network's output is the 2-D map (t-SimCNE); False when a map is made from

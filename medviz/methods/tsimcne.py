@@ -45,10 +45,14 @@ class TSimCNE(ContrastiveMethod):
         super().__init__(backbone, augment, lr, momentum, weight_decay, grad_clip)
         self.schedule = schedule
         self.head = TSimCNEHead(backbone.out_dim, hidden_dim, high_dim, out_dim=2)
-        # Saved in checkpoints, so a restored model knows its stage before anything runs.
+        # Saved in checkpoints, so a restored model knows its stage before anything runs. The
+        # Python copy is what the training step reads: reading the buffer on a GPU would make
+        # the host wait for the device in every step.
         self.register_buffer("stage_index", torch.tensor(0))
         self.register_buffer("dim_scale", torch.tensor(1.0))
+        self.current_stage = 0
         self.enter_stage(0)
+        self.register_load_state_dict_post_hook(lambda module, _: module.enter_stage(int(module.stage_index)))
 
     # ------------------------------------------------------------------ stages
     @property
@@ -57,7 +61,7 @@ class TSimCNE(ContrastiveMethod):
 
     @property
     def stage(self) -> Stage:
-        return self.schedule.stages[int(self.stage_index)]
+        return self.schedule.stages[self.current_stage]
 
     def enter_stage(self, index: int) -> None:
         """Switch output layer and trainable parameters to those of stage ``index``.
@@ -65,9 +69,10 @@ class TSimCNE(ContrastiveMethod):
         Stage 2 freezes everything but the new 2-D layer. BatchNorm layers stay in train mode
         while frozen, so their running statistics keep updating -- the reference behaviour.
         """
-        self.stage_index.fill_(index)
+        self.current_stage = int(index)
+        self.stage_index.fill_(self.current_stage)
         stage = self.stage
-        self.head.use_2d.fill_(stage.output == "2d")
+        self.head.set_output_2d(stage.output == "2d")
         for param in self.parameters():
             param.requires_grad_(stage.trains == "all")
         if stage.trains == "output":
@@ -82,7 +87,7 @@ class TSimCNE(ContrastiveMethod):
 
     def configure_optimizers(self):
         """A fresh SGD and warmup-cosine schedule for the current stage (called at each switch)."""
-        self.enter_stage(int(self.stage_index))  # requires_grad is not saved in checkpoints
+        self.enter_stage(self.current_stage)  # requires_grad is not saved in checkpoints
         stage = self.stage
         optimiser = self.make_sgd(self.trainable_parameters(), self.lr * stage.lr_scale)
         scheduler = LambdaLR(optimiser, stage.lr_factor)
@@ -125,7 +130,7 @@ class TSimCNE(ContrastiveMethod):
             self.dim_scale.fill_(self.schedule.dim_scale(progress))
         parts = self.compute_loss(view_a, view_b)
         self.log_step(parts, batch_size=view_a.shape[0])
-        self.log("train/stage", float(self.stage_index) + 1, prog_bar=True, batch_size=view_a.shape[0])
+        self.log("train/stage", float(self.current_stage + 1), prog_bar=True, batch_size=view_a.shape[0])
         return parts["loss"]
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:

@@ -29,11 +29,19 @@ class TSimCNEHead(nn.Module):
         self.to_2d = nn.Linear(hidden_dim, out_dim)
         # Reference initialisation of the new 2-D layer: weights ~ N(0, 1) (design §3).
         nn.init.normal_(self.to_2d.weight, mean=0.0, std=1.0)
+        # The buffer travels in checkpoints; the Python copy is what forward reads, because
+        # reading a GPU buffer in every step would make the host wait for the device.
         self.register_buffer("use_2d", torch.tensor(False))
+        self.output_2d = False
+        self.register_load_state_dict_post_hook(lambda module, _: module.set_output_2d(bool(module.use_2d)))
+
+    def set_output_2d(self, use_2d: bool) -> None:
+        self.output_2d = bool(use_2d)
+        self.use_2d.fill_(self.output_2d)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = self.hidden(features)
-        return self.to_2d(hidden) if bool(self.use_2d) else self.to_high(hidden)
+        return self.to_2d(hidden) if self.output_2d else self.to_high(hidden)
 
 
 class MLPHead(nn.Module):

@@ -1,0 +1,70 @@
+"""Batches served from a copy of the whole uint8 dataset on the GPU: no loader, no copies per step.
+
+An 18k-image 28x28 dataset is 42 MB of uint8 -- nothing next to a GPU's memory -- so instead of a
+DataLoader feeding the device every step, the images go to the device once and each batch is
+one index on the device. The order comes from a generator seeded with ``seed + epoch``, so it
+is reproducible, independent of everything else that draws random numbers, and a resumed run
+continues with the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+
+class EpochOrder:
+    """The sample order of an epoch: a seeded permutation (or 0..N-1), this process's share under DDP.
+
+    Lightning calls ``set_epoch`` at the start of every epoch on a loader's ``sampler``.
+    """
+
+    def __init__(self, n: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        self.n = n
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self, device: torch.device) -> torch.Tensor:
+        """(ceil((N - rank) / world_size),) int64 indices on ``device``."""
+        if not self.shuffle:
+            order = torch.arange(self.n, device=device)
+        else:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=generator, device=device)
+        return order[self.rank :: self.world_size]
+
+
+class DeviceBatches:
+    """Iterable of ``(images uint8 (b, 3, H, W), indices int64 (b,))`` batches, all on the images' device.
+
+    Args:
+        images: uint8 (N, 3, H, W), already on the device.
+        batch_size: images per batch (per process under DDP).
+        order: which indices, in which order, each epoch.
+        drop_last: leave out the last short batch (training: every step sees b images).
+    """
+
+    def __init__(self, images: torch.Tensor, batch_size: int, order: EpochOrder, drop_last: bool) -> None:
+        self.images = images
+        self.batch_size = batch_size
+        self.sampler = order
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        share = len(range(self.sampler.rank, self.sampler.n, self.sampler.world_size))
+        full, rest = divmod(share, self.batch_size)
+        return full if self.drop_last or not rest else full + 1
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.sampler.indices(self.images.device)
+        for i in range(len(self)):
+            index = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield self.images[index], index
