@@ -63,8 +63,7 @@ def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
     backbone = instantiate(cfg.backbone)
     lr = cfg.method.base_lr * cfg.batch_size / 256
     module = instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
-    gpu = uses_gpu(str(cfg.trainer.accelerator))
-    module.channels_last = gpu if cfg.speed.channels_last == "auto" else bool(cfg.speed.channels_last)
+    module.channels_last = bool(cfg.speed.channels_last)
     if cfg.speed.compile:
         module.backbone.compile()  # in place: parameter names and checkpoints stay the same
     return module

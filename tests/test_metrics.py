@@ -16,20 +16,30 @@ def clustered(n=600, seed=0):
     return points, labels
 
 
-@pytest.mark.parametrize("data", ["random", "clustered"])
-def test_silhouette_equals_sklearn(data):
-    points, labels = clustered()
+@pytest.mark.parametrize("method", ["compiled", "matmul"])
+@pytest.mark.parametrize("data", ["random", "clustered", "large"])
+def test_silhouette_equals_sklearn(data, method):
+    points, labels = clustered(5000 if data == "large" else 600)  # large: several 2048-row blocks
     if data == "random":
         points = np.random.default_rng(3).normal(size=points.shape)
-    ours = silhouette_score(points, labels, chunk_size=97)  # chunk not dividing N
+    labels = np.where(labels == 2, 7, labels)  # labels need not be 0..C-1
+    ours = silhouette_score(points, labels, chunk_size=97, device="cpu", method=method)  # chunk not dividing N
     assert ours == pytest.approx(sk_silhouette(points, labels), abs=1e-9)
 
 
-def test_silhouette_singleton_cluster_scores_zero_like_sklearn():
+@pytest.mark.parametrize("method", ["compiled", "matmul"])
+def test_silhouette_singleton_cluster_scores_zero_like_sklearn(method):
     points, labels = clustered(50)
     labels = labels.copy()
     labels[0] = 9  # a cluster of one point
-    assert silhouette_score(points, labels) == pytest.approx(sk_silhouette(points, labels), abs=1e-9)
+    ours = silhouette_score(points, labels, device="cpu", method=method)
+    assert ours == pytest.approx(sk_silhouette(points, labels), abs=1e-9)
+
+
+def test_silhouette_of_higher_dimensional_points_uses_the_exact_matmul_path():
+    points, labels = clustered(300)
+    points = np.hstack([points, points[:, :1] ** 2])  # 3-D
+    assert silhouette_score(points, labels, device="cpu") == pytest.approx(sk_silhouette(points, labels), abs=1e-9)
 
 
 def test_knn_equals_sklearn_on_the_same_split():
@@ -58,3 +68,19 @@ def test_linear_probe_equals_sklearn_pipeline():
     expected = model.score(scaler.transform(features[is_test]), labels[is_test])
     assert linear_probe_accuracy(features, labels, is_test) == pytest.approx(expected)
     assert expected > 0.6
+
+
+def test_silhouette_falls_back_to_the_exact_path_without_a_compiler(monkeypatch, caplog):
+    from medviz.evaluation import silhouette as module
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(module, "_compiled", None)
+    monkeypatch.setattr(module, "_compile_failed", False)
+    monkeypatch.setattr(module.torch, "compile", no_compiler)
+    points, labels = clustered(200)
+    with caplog.at_level("WARNING", logger="medviz"):
+        ours = silhouette_score(points, labels, device="cpu")
+    assert ours == pytest.approx(sk_silhouette(points, labels), abs=1e-9)
+    assert "torch.compile unavailable" in caplog.text
