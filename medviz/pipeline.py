@@ -64,8 +64,12 @@ def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
     lr = cfg.method.base_lr * cfg.batch_size / 256
     module = instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
     module.channels_last = bool(cfg.speed.channels_last)
-    if cfg.speed.compile:
+    gpu = uses_gpu(str(cfg.trainer.accelerator))
+    if gpu if cfg.speed.compile == "auto" else cfg.speed.compile:
         module.backbone.compile()  # in place: parameter names and checkpoints stay the same
+    if gpu if cfg.speed.compile_augment == "auto" else cfg.speed.compile_augment:
+        # Hundreds of small elementwise kernels per view become a few fused ones (README "Speed").
+        module.augment.compile(dynamic=False)
     return module
 
 

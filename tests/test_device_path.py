@@ -105,3 +105,17 @@ def test_compiled_backbone_trains_and_keeps_checkpoint_names(tmp_path):
     train(cfg)
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert not any("_orig_mod" in key for key in state["state_dict"])
+
+
+def test_compile_settings_follow_the_device():
+    """auto: compiled backbone and augmentations on a GPU (measured faster there), eager on the CPU."""
+    from medviz.data.synthblood import load_synthblood
+    from medviz.pipeline import build_module
+
+    data = load_synthblood(n_images=32)
+    on_cpu = build_module(compose_config([*TINY_STAGES]), data)
+    gpu_cfg = compose_config([*TINY_STAGES, "trainer.accelerator=gpu"])
+    on_gpu = build_module(gpu_cfg, data)  # compiling is lazy: building needs no GPU
+    assert on_cpu.backbone._compiled_call_impl is None and on_cpu.augment._compiled_call_impl is None
+    assert on_gpu.backbone._compiled_call_impl is not None and on_gpu.augment._compiled_call_impl is not None
+    assert on_cpu.channels_last and on_gpu.channels_last
