@@ -42,7 +42,7 @@ def resnet18_imagenet() -> Backbone:
     return Backbone(net, 512)
 
 
-def tinycnn(width: int = 32) -> Backbone:
+def tinycnn(width: int = 16) -> Backbone:
     def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
         return [
             nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
