@@ -1,8 +1,10 @@
 """Train a map: `python train.py dataset=... method=... aug=...` (Hydra; `-m` for sweeps)."""
 
+import signal
 import sys
 
 import hydra
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from medviz.errors import MedvizError
@@ -20,6 +22,8 @@ def main(cfg: DictConfig) -> None:
         # The message says what is wrong and what to do: no traceback needed.
         print(f"medviz: error: {err}", file=sys.stderr)
         sys.exit(1)
+    except SIGTERMException:  # the checkpoint is saved and the resume command printed
+        sys.exit(128 + signal.SIGTERM)
 
 
 if __name__ == "__main__":

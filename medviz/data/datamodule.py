@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from medviz.data.arrays import ImageArrays
 from medviz.data.device_batches import DeviceBatches, EpochOrder
 from medviz.data.errors import DataError
+from medviz.errors import ConfigError
 
 #: A dataset lives on the GPU when its uint8 images take at most this share of the GPU's memory.
 DEVICE_MEMORY_SHARE = 0.25
@@ -84,7 +85,7 @@ class ArrayDataModule(L.LightningDataModule):
         on_device: keep the images on the training device: ``"auto"`` does so on a GPU when the
             dataset is in RAM and fits (see ``DEVICE_MEMORY_SHARE``); True forces it (also on
             the CPU, where it is the same data without a loader); False never.
-        seed: data order on the device (epoch e uses ``seed + e``); loaders use the global RNG.
+        seed: data order (epoch e uses the permutation seeded with ``seed + e``).
     """
 
     def __init__(
@@ -104,8 +105,13 @@ class ArrayDataModule(L.LightningDataModule):
         self.in_ram = not isinstance(data.images, np.memmap)
         self.dataset = UInt8Images(data.images) if self.in_ram else MemmapImages(data.images)
         self._device_images: torch.Tensor | None = None
+        if len(data) < 2:
+            raise DataError(
+                f"dataset '{data.name}' has {len(data)} image; contrastive training needs at least 2 "
+                "(one batch of at least 2 images)"
+            )
         if batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2 for a contrastive loss, got {batch_size}")
+            raise ConfigError(f"batch_size must be at least 2 for a contrastive loss, got {batch_size}")
         if batch_size > len(data):
             raise DataError(
                 f"batch_size={batch_size} is larger than dataset '{data.name}' "
@@ -145,10 +151,13 @@ class ArrayDataModule(L.LightningDataModule):
         return DeviceBatches(self._device_images, batch_size, order, drop_last)
 
     def _loader(self, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+        # Own generators for the order and the workers' base seed: the global generator, which the
+        # augmentations draw from, advances the same whether a run is fresh or resumed.
         return DataLoader(
             self.dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=EpochOrder(len(self.dataset), shuffle, self.seed),
+            generator=torch.Generator().manual_seed(self.seed),
             drop_last=drop_last,
             num_workers=self.num_workers,
             collate_fn=_already_batched,

@@ -17,7 +17,9 @@ import torch
 class EpochOrder:
     """The sample order of an epoch: a seeded permutation (or 0..N-1), this process's share under DDP.
 
-    Lightning calls ``set_epoch`` at the start of every epoch on a loader's ``sampler``.
+    Lightning calls ``set_epoch`` at the start of every epoch on a loader's ``sampler``. It is also
+    the sampler of the CPU loaders: the order then depends on nothing but seed and epoch, so a
+    resumed run sees the same order, and the global generator is left to the augmentations.
     """
 
     def __init__(self, n: int, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1) -> None:
@@ -41,6 +43,12 @@ class EpochOrder:
             order = torch.randperm(self.n, generator=generator, device=device)
         return order[self.rank :: self.world_size]
 
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices(torch.device("cpu")).tolist())
+
 
 class DeviceBatches:
     """Iterable of ``(images uint8 (b, 3, H, W), indices int64 (b,))`` batches, all on the images' device.
@@ -59,8 +67,7 @@ class DeviceBatches:
         self.drop_last = drop_last
 
     def __len__(self) -> int:
-        share = len(range(self.sampler.rank, self.sampler.n, self.sampler.world_size))
-        full, rest = divmod(share, self.batch_size)
+        full, rest = divmod(len(self.sampler), self.batch_size)
         return full if self.drop_last or not rest else full + 1
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

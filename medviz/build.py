@@ -1,0 +1,149 @@
+"""Building a run from its config: data, module, loggers, callbacks, trainer (used by :mod:`medviz.pipeline`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from medviz.callbacks import MapSnapshot, StageSchedule
+from medviz.checkpoints import AtomicCheckpointIO, RunState
+from medviz.data import ImageArrays
+from medviz.errors import MedvizError
+from medviz.faults import NonFiniteLossGuard, SaveOnInterrupt
+from medviz.methods.base import ContrastiveMethod
+from medviz.runtime import format_duration, resolve_precision, seconds_per_image_step, uses_gpu
+from medviz.sweep import sweep_name
+
+log = logging.getLogger("medviz")
+
+# Above this much estimated CPU time, warn and point to the quickstart preset.
+_CPU_WARN_SECONDS = 30 * 60
+
+
+def build_data(cfg: DictConfig) -> ImageArrays:
+    try:
+        data: ImageArrays = instantiate(cfg.dataset.source)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, MedvizError):  # already says what to do: drop Hydra's wrapper
+            raise err.__cause__ from None
+        raise
+    counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
+    log.info(f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; classes: {counts}")
+    return data
+
+
+def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
+    mean, std = data.channel_stats()
+    augment = instantiate(cfg.aug.transform, mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist())
+    backbone = instantiate(cfg.backbone)
+    lr = cfg.method.base_lr * cfg.batch_size / 256
+    module = instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
+    module.channels_last = bool(cfg.speed.channels_last)
+    gpu = uses_gpu(str(cfg.trainer.accelerator))
+    if gpu if cfg.speed.compile == "auto" else cfg.speed.compile:
+        module.backbone.compile()  # in place: parameter names and checkpoints stay the same
+    if gpu if cfg.speed.compile_augment == "auto" else cfg.speed.compile_augment:
+        # Hundreds of small elementwise kernels per view become a few fused ones (README "Speed").
+        module.augment.compile(dynamic=False)
+    return module
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """One logger per entry of ``cfg.logger`` (``logger=[csv,wandb]`` combines them).
+
+    In a multirun, loggers with tags (W&B) also get ``sweep-<sweep folder>``, so one sweep's
+    runs can be filtered together on the dashboard.
+    """
+    loggers = []
+    sweep = sweep_name()
+    for node in cfg.logger.values():
+        extra = {"tags": [*node.tags, f"sweep-{sweep}"]} if sweep and "tags" in node else {}
+        loggers.append(instantiate(node, **extra))
+    return loggers
+
+
+def snapshot_callback(cfg: DictConfig, data: ImageArrays, run_dir: Path) -> MapSnapshot | None:
+    """Map metrics on a fixed, seeded subset during training; None when off or unlabelled."""
+    labelled = np.flatnonzero(data.labels >= 0)
+    if not cfg.eval.snapshot_every or len(np.unique(data.labels[labelled])) < 2:
+        return None
+    rng = np.random.default_rng(cfg.seed)
+    subset = np.sort(rng.choice(labelled, min(cfg.eval.snapshot_size, len(labelled)), replace=False))
+    images = torch.from_numpy(np.ascontiguousarray(data.images[subset].transpose(0, 3, 1, 2)))
+    return MapSnapshot(
+        images,
+        data.labels[subset],
+        cfg.eval.snapshot_every,
+        k=cfg.eval.knn_k,
+        class_names=data.class_names,
+        image_dir=run_dir / "maps",
+    )
+
+
+def build_trainer(
+    cfg: DictConfig,
+    module: ContrastiveMethod,
+    run_dir: Path,
+    loggers: list[Logger],
+    extra_callbacks: list[L.Callback] = (),
+) -> L.Trainer:
+    gpu = uses_gpu(str(cfg.trainer.accelerator))
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="epoch{epoch:04d}",
+            auto_insert_metric_name=False,
+            every_n_epochs=cfg.checkpoint_every,
+            save_top_k=-1 if cfg.checkpoint_every else 0,
+            save_last=True,
+        ),
+        RunState(method=str(cfg.method.name), backbone=str(cfg.backbone.name)),
+        SaveOnInterrupt(run_dir / "checkpoints"),
+        # On a GPU the flags are read where the logger reads values anyway; on the CPU every step.
+        NonFiniteLossGuard(check_every=cfg.trainer.get("log_every_n_steps", 10) if gpu else 1),
+    ]
+    if hasattr(module, "schedule"):
+        callbacks.append(StageSchedule())
+    callbacks.extend(extra_callbacks)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if trainer_cfg.get("enable_progress_bar", True):
+        # The bar reads the logged values (a host-device sync) only when it redraws.
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.speed.progress_refresh_steps))
+    precision = resolve_precision(trainer_cfg.pop("precision"), str(cfg.trainer.accelerator))
+    if trainer_cfg.get("sync_batchnorm") and not gpu:
+        log.info("SyncBatchNorm needs GPUs: on CPU each DDP process normalises over its own share of the batch")
+        trainer_cfg["sync_batchnorm"] = False
+    make_trainer = instantiate(OmegaConf.create(trainer_cfg))  # a partial: the run supplies the rest
+    return make_trainer(
+        max_epochs=module.total_epochs,
+        precision=precision,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        logger=loggers,
+        default_root_dir=str(run_dir),
+    )
+
+
+def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageArrays) -> None:
+    """On a CPU-only machine, estimate the run's duration and point to the quickstart preset."""
+    if uses_gpu(str(cfg.trainer.accelerator)):
+        return
+    per_image = seconds_per_image_step(module, (3, data.image_size, data.image_size))
+    steps_images = module.total_epochs * (len(data) // cfg.batch_size) * cfg.batch_size
+    estimate = per_image * steps_images
+    if estimate > _CPU_WARN_SECONDS:
+        log.warning(
+            f"no GPU: this run ({module.total_epochs} epochs x {len(data)} images, "
+            f"backbone {cfg.backbone.name}) would take about {format_duration(estimate)} "
+            "on this CPU. "
+            "For a CPU demo that finishes in minutes use `python train.py experiment=quickstart`."
+        )

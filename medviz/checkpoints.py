@@ -1,0 +1,145 @@
+"""Checkpoints that survive crashes: atomic writes, RNG state for exact resumes, safe loading.
+
+* :class:`AtomicCheckpointIO` writes each checkpoint to a temporary file in the same folder,
+  flushes it to disk and renames it over the old one, so a crash (or a full disk) while saving
+  never leaves the only checkpoint half-written.
+* :class:`RunState` stores what Lightning does not: the random number generators (augmentations
+  and data order continue exactly where they stopped) and which method and backbone wrote the
+  checkpoint (resuming with another one is refused with a clear message).
+* :func:`find_checkpoint` picks the newest readable checkpoint of a run folder, falling back to
+  older ones with a warning when the newest is corrupt. Everything is loaded with
+  ``weights_only=True``: no pickled code from a checkpoint is ever executed.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from medviz.errors import ConfigError, MedvizError
+
+log = logging.getLogger("medviz")
+
+
+class CheckpointWriteError(MedvizError):
+    """A checkpoint could not be written (full disk, no permission); the previous one is intact."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Torch checkpoints written atomically: temporary file, fsync, rename."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            tmp.replace(path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            reason = "the disk is full" if err.errno == errno.ENOSPC else err.strerror or str(err)
+            raise CheckpointWriteError(
+                f"could not write checkpoint {path}: {reason}. The previous checkpoints in {path.parent} are "
+                "intact; free space (or point hydra.run.dir to another disk) and resume with resume=<run folder>."
+            ) from err
+
+
+def _rng_state() -> dict[str, Any]:
+    """Every generator a run draws from, as tensors and plain values (loadable with weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, state, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "cached": cached,
+        },
+        "python": {"version": version, "state": list(state), "gauss": gauss},
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    numpy = state["numpy"]
+    np.random.set_state(
+        ("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"], numpy["cached"])
+    )
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
+
+
+class RunState(L.Callback):
+    """Saves RNG states and the run's identity into every checkpoint; restores and checks them on resume.
+
+    Args:
+        method, backbone: names from the config, compared with those in a resumed checkpoint.
+    """
+
+    def __init__(self, method: str, backbone: str) -> None:
+        self.identity = {"method": method, "backbone": backbone}
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint["medviz"] = {**self.identity, "rng": _rng_state()}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        saved = checkpoint.get("medviz")
+        if saved is None:
+            raise ConfigError("this checkpoint was not written by medviz's train.py; start a new run instead")
+        for key, value in self.identity.items():
+            if saved[key] != value:
+                raise ConfigError(
+                    f"the checkpoint was trained with {key}={saved[key]}, this run has {key}={value}: resume "
+                    f"with {key}={saved[key]}, or start a new run without resume"
+                )
+        self._pending_rng = saved["rng"]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Restored as late as possible: set-up after loading (optimisers, loaders) must not shift it.
+        pending = getattr(self, "_pending_rng", None)
+        if pending is not None:
+            _set_rng_state(pending)
+            self._pending_rng = None
+
+
+def readable(path: Path) -> bool:
+    """Whether ``path`` loads as a torch checkpoint with a state dict (weights only)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return False
+    return isinstance(checkpoint, dict) and "state_dict" in checkpoint
+
+
+def find_checkpoint(run_dir: Path) -> Path:
+    """The newest readable checkpoint in ``run_dir/checkpoints``; a corrupt newest falls back to older ones (warned)."""
+    folder = run_dir / "checkpoints"
+    candidates = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    if not candidates:
+        raise ConfigError(f"no checkpoint to resume from in {folder}: start the run without resume")
+    for index, path in enumerate(candidates):
+        if readable(path):
+            if index:
+                skipped = ", ".join(p.name for p in candidates[:index])
+                log.warning(f"checkpoint {skipped} is unreadable (corrupt or truncated); resuming from {path.name}")
+            return path
+    raise ConfigError(
+        f"none of the {len(candidates)} checkpoints in {folder} can be read (corrupt or truncated): "
+        "start the run again without resume"
+    )

@@ -1,0 +1,80 @@
+"""Check the values of a composed training config before anything is built.
+
+Hydra already rejects unknown groups, options and keys (listing the valid ones); it accepts any
+value for a known key, though, so ``batch_size=abc`` would only fail deep inside training. Here
+each top-level setting is checked for its type and range, with a message naming the key, the
+value and an example of a valid one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from medviz.errors import ConfigError
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_at_least(low: int) -> tuple[Callable[[object], bool], str]:
+    return (lambda v: _is_int(v) and v >= low), f"an integer >= {low}"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+_AUTO_OR_BOOL = (lambda v: v == "auto" or isinstance(v, bool), "auto, true or false")
+
+#: key -> (test, what a valid value is, an example)
+RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
+    "seed": (*_int_at_least(0), "seed=1"),
+    "batch_size": (*_int_at_least(2), "batch_size=256"),
+    "num_workers": (*_int_at_least(0), "num_workers=4"),
+    "checkpoint_every": (*_int_at_least(0), "checkpoint_every=10"),
+    "method.base_lr": (lambda v: _is_number(v) and v > 0, "a number > 0", "method.base_lr=0.03"),
+    "eval.knn_k": (*_int_at_least(1), "eval.knn_k=15"),
+    "eval.pixel_tsne": (*_BOOL, "eval.pixel_tsne=true"),
+    "eval.snapshot_every": (*_int_at_least(0), "eval.snapshot_every=10"),
+    "eval.snapshot_size": (*_int_at_least(2), "eval.snapshot_size=2000"),
+    "eval.table_size": (*_int_at_least(0), "eval.table_size=2000"),
+    "speed.data_on_device": (*_AUTO_OR_BOOL, "speed.data_on_device=auto"),
+    "speed.channels_last": (*_BOOL, "speed.channels_last=true"),
+    "speed.compile": (*_AUTO_OR_BOOL, "speed.compile=auto"),
+    "speed.compile_augment": (*_AUTO_OR_BOOL, "speed.compile_augment=auto"),
+    "speed.progress_refresh_steps": (*_int_at_least(1), "speed.progress_refresh_steps=10"),
+    "resume": (
+        lambda v: v is None or isinstance(v, bool | str),
+        "true, false or a run folder",
+        "resume=outputs/<run folder>",
+    ),
+}
+
+
+def _lookup(cfg: DictConfig, dotted: str) -> tuple[bool, object]:
+    node: object = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first setting whose value has the wrong type or range."""
+    for key, (test, expected, example) in RULES.items():
+        present, value = _lookup(cfg, key)
+        if present and not test(value):
+            raise ConfigError(f"{key} must be {expected}, got {value!r} ({type(value).__name__}); e.g. {example}")
+    schedule = cfg.get("schedule")
+    if schedule is not None and "epochs" in schedule:
+        epochs = schedule.epochs
+        values = list(epochs) if not _is_int(epochs) else [epochs]
+        if not all(_is_int(e) and e >= 1 for e in values):
+            raise ConfigError(
+                f"schedule.epochs must be positive integers, got {values}; e.g. schedule.epochs=[1000,50,450]"
+            )

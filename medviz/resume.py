@@ -1,0 +1,54 @@
+"""``resume=``: which earlier run folder a command continues, and preparing that folder for it.
+
+``resume=true`` takes the newest earlier run of the same name (``<date>_<run_name>`` next to the
+new run's folder; in a sweep, the same job of the newest earlier sweep), ``resume=<folder>`` that
+folder. The run then writes into the earlier folder and continues from its newest readable
+checkpoint (see :func:`medviz.checkpoints.find_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from medviz.checkpoints import find_checkpoint
+from medviz.errors import ConfigError
+
+log = logging.getLogger("medviz")
+
+
+def resume_folder(resume: object, run_dir: Path, run_name: str, in_multirun: bool) -> Path | None:
+    """The run folder to continue, or None when ``resume`` is off (null/false)."""
+    if resume is None or resume is False:
+        return None
+    if resume is True:
+        root, pattern = (
+            (run_dir.parent.parent, f"*/{run_dir.name}") if in_multirun else (run_dir.parent, f"*_{run_name}")
+        )
+        earlier = sorted(p for p in root.glob(pattern) if p != run_dir and (p / "checkpoints").is_dir())
+        if not earlier:
+            raise ConfigError(
+                f"resume=true found no earlier run of {run_name} with checkpoints in {root}; "
+                "name the folder instead: resume=<run folder>"
+            )
+        return earlier[-1]
+    folder = Path(str(resume)).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"resume={resume}: there is no such run folder; use resume=<run folder> or resume=true")
+    return folder
+
+
+def prepare_resume(folder: Path) -> Path:
+    """The checkpoint to continue from; the folder's metric log is set aside so the resumed log starts clean.
+
+    Lightning's CSV logger rewrites ``metrics.csv`` when a new process logs to it, so the earlier
+    rows are kept as ``logs/metrics-until-<checkpoint>.csv``.
+    """
+    checkpoint = find_checkpoint(folder)
+    log_file = folder / "logs" / "metrics.csv"
+    if log_file.is_file():
+        kept = log_file.with_name(f"metrics-until-{checkpoint.stem}.csv")
+        log_file.replace(kept)
+        log.info(f"earlier metrics kept in {kept}")
+    log.info(f"resuming {folder} from {checkpoint.name}")
+    return checkpoint
