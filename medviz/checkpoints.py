@@ -17,7 +17,12 @@ import errno
 import logging
 import os
 import random
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import lightning as L
@@ -34,21 +39,52 @@ class CheckpointWriteError(MedvizError):
     """A checkpoint could not be written (full disk, no permission); the previous one is intact."""
 
 
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Let a Ctrl-C that arrives inside the block take effect after it (a second one exits at once).
+
+    A checkpoint write is never cut in the middle; outside the main thread signals cannot be
+    handled, and nothing changes. After a first Ctrl-C the handler is marked ``exits_at_once``
+    (see :mod:`medviz.faults`) and is left alone: the user asked twice.
+    """
+    current = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or getattr(current, "exits_at_once", False):
+        yield
+        return
+    received: list[int] = []
+
+    def remember(signum: int, frame: FrameType | None) -> None:
+        if received:
+            os._exit(128 + signum)
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGINT, remember)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received and callable(previous):
+            previous(received[0], None)  # Python's default handler raises KeyboardInterrupt here
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Torch checkpoints written atomically: temporary file, fsync, rename."""
+    """Torch checkpoints written atomically: temporary file, fsync, rename; Ctrl-C waits for the write."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            tmp.replace(path)
-        except OSError as err:
+            with ctrl_c_deferred():
+                with open(tmp, "wb") as file:
+                    torch.save(checkpoint, file)
+                    file.flush()
+                    os.fsync(file.fileno())
+                tmp.replace(path)
+        except BaseException as err:
             tmp.unlink(missing_ok=True)
+            if not isinstance(err, OSError):
+                raise
             reason = "the disk is full" if err.errno == errno.ENOSPC else err.strerror or str(err)
             raise CheckpointWriteError(
                 f"could not write checkpoint {path}: {reason}. The previous checkpoints in {path.parent} are "
@@ -86,36 +122,37 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 class RunState(L.Callback):
-    """Saves RNG states and the run's identity into every checkpoint; restores and checks them on resume.
-
-    Args:
-        method, backbone: names from the config, compared with those in a resumed checkpoint.
-    """
+    """Saves the RNG states and the run's identity (method, backbone) into every checkpoint, and
+    restores the RNG states when a run resumes."""
 
     def __init__(self, method: str, backbone: str) -> None:
         self.identity = {"method": method, "backbone": backbone}
+        self._pending_rng: dict | None = None
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         checkpoint["medviz"] = {**self.identity, "rng": _rng_state()}
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        saved = checkpoint.get("medviz")
-        if saved is None:
-            raise ConfigError("this checkpoint was not written by medviz's train.py; start a new run instead")
-        for key, value in self.identity.items():
-            if saved[key] != value:
-                raise ConfigError(
-                    f"the checkpoint was trained with {key}={saved[key]}, this run has {key}={value}: resume "
-                    f"with {key}={saved[key]}, or start a new run without resume"
-                )
-        self._pending_rng = saved["rng"]
+        self._pending_rng = checkpoint["medviz"]["rng"]
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Restored as late as possible: set-up after loading (optimisers, loaders) must not shift it.
-        pending = getattr(self, "_pending_rng", None)
-        if pending is not None:
-            _set_rng_state(pending)
+        if self._pending_rng is not None:
+            _set_rng_state(self._pending_rng)
             self._pending_rng = None
+
+
+def check_identity(path: Path, method: str, backbone: str) -> None:
+    """Refuse to resume ``path`` with another method or backbone than the one that wrote it."""
+    saved = torch.load(path, map_location="cpu", weights_only=True).get("medviz")
+    if saved is None:
+        raise ConfigError(f"{path} was not written by medviz's train.py; start a new run instead of resuming")
+    for key, value in (("method", method), ("backbone", backbone)):
+        if saved[key] != value:
+            raise ConfigError(
+                f"{path} was trained with {key}={saved[key]}, this run has {key}={value}: resume with "
+                f"{key}={saved[key]}, or start a new run without resume"
+            )
 
 
 def readable(path: Path) -> bool:

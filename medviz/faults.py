@@ -36,6 +36,9 @@ def _exit_now(signum, frame) -> None:
     os._exit(128 + signum)
 
 
+_exit_now.exits_at_once = True  # checkpoint writes do not defer it (medviz.checkpoints.ctrl_c_deferred)
+
+
 class SaveOnInterrupt(L.Callback):
     """On Ctrl-C or SIGTERM, save ``<checkpoint_dir>/interrupted.ckpt`` (atomically) before exiting."""
 

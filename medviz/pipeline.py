@@ -74,7 +74,7 @@ def train(cfg: DictConfig) -> dict:
     resumed = resume_folder(cfg.get("resume"), Path(cfg.run_dir), str(cfg.run_name), in_multirun())
     checkpoint = None
     if resumed is not None:  # continue in the earlier folder: every path below follows run_dir
-        checkpoint = prepare_resume(resumed)
+        checkpoint = prepare_resume(resumed, method=str(cfg.method.name), backbone=str(cfg.backbone.name))
         with open_dict(cfg):
             cfg.run_dir = str(resumed)
     run_dir = Path(cfg.run_dir)

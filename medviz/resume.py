@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from medviz.checkpoints import find_checkpoint
+from medviz.checkpoints import check_identity, find_checkpoint
 from medviz.errors import ConfigError
 
 log = logging.getLogger("medviz")
@@ -38,13 +38,15 @@ def resume_folder(resume: object, run_dir: Path, run_name: str, in_multirun: boo
     return folder
 
 
-def prepare_resume(folder: Path) -> Path:
-    """The checkpoint to continue from; the folder's metric log is set aside so the resumed log starts clean.
+def prepare_resume(folder: Path, method: str, backbone: str) -> Path:
+    """The checkpoint to continue from (written by the same method and backbone); the folder's metric
+    log is set aside so the resumed log starts clean.
 
     Lightning's CSV logger rewrites ``metrics.csv`` when a new process logs to it, so the earlier
     rows are kept as ``logs/metrics-until-<checkpoint>.csv``.
     """
     checkpoint = find_checkpoint(folder)
+    check_identity(checkpoint, method, backbone)
     log_file = folder / "logs" / "metrics.csv"
     if log_file.is_file():
         kept = log_file.with_name(f"metrics-until-{checkpoint.stem}.csv")
