@@ -30,8 +30,13 @@ BASELINES = ("pixels", "resnet18", "resnet152")
 
 def evaluate_run(run_dir: Path, k: int, seed: int) -> dict:
     """Recompute a training run's map metrics, and add the linear probe for feature runs."""
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist: pass a folder that train.py wrote")
     if not (run_dir / "embedding.npz").is_file():
-        raise FileNotFoundError(f"{run_dir} has no embedding.npz: is it a finished training run folder?")
+        raise FileNotFoundError(
+            f"{run_dir} has no embedding.npz: is it a finished training run folder? (resume=<folder> finishes "
+            "an interrupted one)"
+        )
     saved = np.load(run_dir / "embedding.npz")
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}

@@ -129,3 +129,44 @@ def test_resume_true_continues_the_newest_earlier_run_of_the_same_name(tmp_path)
     train(compose_config([*overrides, "resume=true"], run_dir=now))
     assert (newer / "embedding.npz").is_file() and (newer / "config-resumed.yaml").is_file()
     assert not (now / "embedding.npz").exists()
+
+
+@pytest.mark.parametrize("method", ["byol", "simclr"])
+def test_single_stage_methods_resume_exactly_too(method, tmp_path):
+    """BYOL's EMA target and momentum schedule, and SimCLR's optimiser, continue where they stopped."""
+    overrides = [*TINY, f"method={method}", "method.module.epochs=4", "method.module.warmup_epochs=1"]
+    overrides += ["trainer.deterministic=true"]
+    train(compose_config(overrides, run_dir=tmp_path / "full"))
+    resumed = tmp_path / "resumed"
+    train(compose_config(overrides, run_dir=resumed))
+    for name in ("last.ckpt", "epoch0003.ckpt", "epoch0002.ckpt"):
+        (resumed / "checkpoints" / name).unlink()  # as if killed after epoch 1
+    train(compose_config([*overrides, f"resume={resumed}"], run_dir=tmp_path / "command"))
+    full = np.load(tmp_path / "full" / "features.npz")["features"]
+    np.testing.assert_allclose(np.load(resumed / "features.npz")["features"], full, rtol=0, atol=1e-6)
+
+
+CTRL_C_TWICE = """
+import os, signal, time
+from medviz.checkpoints import ctrl_c_deferred
+with ctrl_c_deferred():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+    print("first Ctrl-C waited", flush=True)
+    {second}
+    time.sleep(0.2)
+    print("block finished", flush=True)
+"""
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_ctrl_c_waits_for_a_checkpoint_write_and_a_second_one_exits_at_once(twice):
+    second = "os.kill(os.getpid(), signal.SIGINT)" if twice else "pass"
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_TWICE.format(second=second)], cwd=REPO, capture_output=True, text=True
+    )
+    assert "first Ctrl-C waited" in done.stdout
+    if twice:
+        assert done.returncode == 128 + signal.SIGINT and "block finished" not in done.stdout
+    else:  # the interrupt takes effect when the block ends
+        assert "block finished" in done.stdout and "KeyboardInterrupt" in done.stderr
