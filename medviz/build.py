@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from medviz.callbacks import MapSnapshot, StageSchedule
 from medviz.checkpoints import AtomicCheckpointIO, RunState
 from medviz.data import ImageArrays
-from medviz.errors import MedvizError
+from medviz.errors import ConfigError, MedvizError
 from medviz.faults import NonFiniteLossGuard, SaveOnInterrupt
 from medviz.methods.base import ContrastiveMethod
 from medviz.runtime import format_duration, resolve_precision, seconds_per_image_step, uses_gpu
@@ -29,13 +29,24 @@ log = logging.getLogger("medviz")
 _CPU_WARN_SECONDS = 30 * 60
 
 
-def build_data(cfg: DictConfig) -> ImageArrays:
+def build(node: DictConfig, group: str, **kwargs):
+    """``instantiate(node)``, with errors a user can act on instead of Hydra's wrapped traceback.
+
+    Our own errors already say what to do and pass through; anything else raised while building
+    (a wrong value deep in a group, e.g. ``aug.transform.crop_scale=abc``) names the group.
+    """
     try:
-        data: ImageArrays = instantiate(cfg.dataset.source)
+        return instantiate(node, **kwargs)
     except InstantiationException as err:
-        if isinstance(err.__cause__, MedvizError):  # already says what to do: drop Hydra's wrapper
-            raise err.__cause__ from None
-        raise
+        cause = err.__cause__
+        if isinstance(cause, MedvizError):
+            raise cause from None
+        detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(err)
+        raise ConfigError(f"could not build `{group}` from the config ({detail}); check the {group}.* values") from err
+
+
+def build_data(cfg: DictConfig) -> ImageArrays:
+    data: ImageArrays = build(cfg.dataset.source, "dataset")
     counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
     log.info(f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; classes: {counts}")
     return data
@@ -43,10 +54,14 @@ def build_data(cfg: DictConfig) -> ImageArrays:
 
 def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
     mean, std = data.channel_stats()
-    augment = instantiate(cfg.aug.transform, mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist())
-    backbone = instantiate(cfg.backbone)
+    augment = build(cfg.aug.transform, "aug", mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist())
+    backbone = build(cfg.backbone, "backbone")
     lr = cfg.method.base_lr * cfg.batch_size / 256
-    module = instantiate(cfg.method.module)(backbone=backbone, augment=augment, lr=lr)
+    make_module = build(cfg.method.module, "method")
+    try:
+        module = make_module(backbone=backbone, augment=augment, lr=lr)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ConfigError(f"could not build `method` from the config ({err}); check the method.* values") from err
     module.channels_last = bool(cfg.speed.channels_last)
     gpu = uses_gpu(str(cfg.trainer.accelerator))
     if gpu if cfg.speed.compile == "auto" else cfg.speed.compile:

@@ -193,3 +193,16 @@ def test_outputs_go_to_the_run_folder_only(tmp_path):
     assert sorted(p.name for p in work.iterdir()) == ["run"]
     assert {name: tree(REPO / name) for name in before} == before
     assert np.load(work / "run" / "embedding.npz")["embedding"].shape == (96, 2)
+
+
+@pytest.mark.parametrize(
+    ("override", "group"),
+    [
+        ("aug.transform.crop_scale=abc", "aug"),
+        ("backbone.width=wide", "backbone"),
+        ("method.module.hidden_dim=-5", "method"),
+    ],
+)
+def test_a_wrong_value_inside_a_group_names_the_group(override, group, tmp_path):
+    with pytest.raises(ConfigError, match=f"could not build `{group}` from the config .*check the {group}.\\* values"):
+        train(compose_config([*SHORT, override], run_dir=tmp_path))
