@@ -53,8 +53,14 @@ def build_data(cfg: DictConfig) -> ImageArrays:
 
 
 def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
+    """The method with its augmentations normalised by the dataset's statistics."""
     mean, std = data.channel_stats()
-    augment = build(cfg.aug.transform, "aug", mean=mean.tolist(), std=std.tolist(), fill=data.border_colour().tolist())
+    return build_method(cfg, mean.tolist(), std.tolist(), data.border_colour().tolist())
+
+
+def build_method(cfg: DictConfig, mean: list[float], std: list[float], fill: list[float]) -> ContrastiveMethod:
+    """The method from the config, given per-channel mean/std and the corner fill colour (each 3 floats)."""
+    augment = build(cfg.aug.transform, "aug", mean=mean, std=std, fill=fill)
     backbone = build(cfg.backbone, "backbone")
     lr = cfg.method.base_lr * cfg.batch_size / 256
     make_module = build(cfg.method.module, "method")

@@ -134,6 +134,7 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
     metrics = {
         "train_minutes": round(train_minutes, 2),
         "n_images": len(data),
+        "image_size": data.image_size,
         "epochs": module.total_epochs,
     }
     metrics.update(map_metrics(coords, data.labels, k=cfg.eval.knn_k, seed=cfg.seed))

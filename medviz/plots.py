@@ -18,11 +18,13 @@ def plot_map(
     path: str | Path,
     title: str = "",
     point_size: float | None = None,
+    overlay: np.ndarray | None = None,
 ) -> Path:
     """Save a scatter of ``coords`` (N, 2) coloured by ``labels`` (N,) to ``path`` (PNG or PDF).
 
     Unlabelled points (label -1) are drawn in grey. Point size shrinks with N so large maps
-    stay readable.
+    stay readable. ``overlay`` (M, 2): extra points (e.g. new images placed into the map) drawn
+    in black on top of a faded map.
     """
     path = Path(path)
     n = len(coords)
@@ -31,7 +33,18 @@ def plot_map(
     fig, ax = plt.subplots(figsize=(7, 6), dpi=150)
     order = np.random.default_rng(0).permutation(n)  # no class is painted over all the others
     colours = np.array([cmap(int(lab) % cmap.N) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels])
-    ax.scatter(coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True)
+    alpha = 0.35 if overlay is not None else 1.0
+    ax.scatter(coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True, alpha=alpha)
+    if overlay is not None:
+        ax.scatter(
+            overlay[:, 0],
+            overlay[:, 1],
+            c="black",
+            s=max(size * 3, 6),
+            marker="x",
+            linewidths=0.8,
+            label=f"new images ({len(overlay)})",
+        )
     for index, name in enumerate(class_names):
         count = int((labels == index).sum())
         ax.scatter([], [], color=cmap(index % cmap.N), s=30, label=f"{name} ({count})")

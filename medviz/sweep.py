@@ -102,7 +102,7 @@ def collect_jobs(sweep_dir: Path) -> list[dict]:
 def metric_columns(rows: list[dict]) -> list[str]:
     present = {key for row in rows for key, value in row["metrics"].items() if isinstance(value, int | float)}
     main = [key for key in _MAIN_METRICS if key in present]
-    return main + sorted(present - set(main) - {"n_images", "epochs"})
+    return main + sorted(present - set(main) - {"n_images", "epochs", "image_size"})
 
 
 def varying(rows: list[dict]) -> tuple[list[str], list[list[str]]]:

@@ -1,0 +1,5 @@
+"""``python -m medviz ...``: the same as the ``medviz`` command."""
+
+from medviz.cli import main
+
+main()

@@ -1,0 +1,117 @@
+"""Put new images into an existing map: the trained network, the run's preprocessing, no augmentation.
+
+t-SimCNE's network outputs the map itself, so new images are placed by one forward pass (SimCLR
+and BYOL maps come from t-SNE and have no such mapping: they are refused with a clear message).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from medviz.build import build_method
+from medviz.checkpoints import find_checkpoint
+from medviz.data.errors import DataError
+from medviz.data.images_io import IMAGE_SUFFIXES, read_many
+from medviz.errors import ConfigError
+from medviz.methods.base import ContrastiveMethod
+from medviz.plots import plot_map
+
+log = logging.getLogger("medviz")
+
+
+def load_trained(run_dir: Path, device: torch.device) -> ContrastiveMethod:
+    """The run's final network (newest readable checkpoint, weights only) in eval mode on ``device``."""
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a training run folder (no config.yaml); pass --run <run folder>")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    with open_dict(cfg):
+        cfg.speed.compile = False
+        cfg.speed.compile_augment = False
+    # Placeholder statistics: the trained ones are buffers of the augmentation module and come
+    # back with the checkpoint's state dict.
+    module = build_method(cfg, mean=[0.0] * 3, std=[1.0] * 3, fill=[0.0] * 3)
+    if not module.produces_map:
+        raise ConfigError(
+            f"{run_dir} was trained with method={cfg.method.name}, whose map is a t-SNE of its features: "
+            "only t-SimCNE runs map new images directly"
+        )
+    state = torch.load(find_checkpoint(run_dir), map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    return module.to(device).eval()
+
+
+def training_image_size(run_dir: Path) -> int:
+    metrics = run_dir / "metrics.json"
+    size = json.loads(metrics.read_text()).get("image_size") if metrics.is_file() else None
+    if size is None:
+        raise ConfigError(f"{run_dir}/metrics.json does not record the training image size; pass --size")
+    return int(size)
+
+
+def read_images(source: Path, size: int) -> tuple[np.ndarray, list[str]]:
+    """uint8 (M, size, size, 3) images and their names, from a folder (recursively) or an .npz file.
+
+    An .npz may hold ``images`` or MedMNIST's ``<split>_images`` arrays (N, H, W[, 3]).
+    """
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
+        images, kept = read_many(files, size, str(source))
+        return images, [str(p.relative_to(source)) for p in kept]
+    if source.suffix == ".npz" and source.is_file():
+        with np.load(source) as archive:
+            keys = ["images"] if "images" in archive else sorted(k for k in archive.files if k.endswith("_images"))
+            if not keys:
+                raise DataError(f"{source} has no 'images' or '<split>_images' array (it has {archive.files})")
+            arrays = [archive[key] for key in keys]
+        images = np.concatenate([a if a.ndim == 4 else np.repeat(a[..., None], 3, axis=-1) for a in arrays])
+        if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3):
+            raise DataError(
+                f"{source}: images must be uint8 of {size}x{size}(x3) like the training images, got "
+                f"{images.dtype} {images.shape[1:]}; resize them first or pass a folder (resized on reading)"
+            )
+        names = [f"{key}[{i}]" for key, a in zip(keys, arrays, strict=True) for i in range(len(a))]
+        return images, names
+    raise DataError(f"--images {source}: expected a folder of images or an .npz file")
+
+
+@torch.no_grad()
+def embed_images(module: ContrastiveMethod, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """uint8 (M, H, W, 3) -> map coordinates float32 (M, 2), with the plain preprocessing of training."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    out = [
+        module.embed(module.augment.plain(batch.to(module.device))).float().cpu() for batch in tensor.split(batch_size)
+    ]
+    return torch.cat(out).numpy()
+
+
+def embed_into_run(run_dir: Path, source: Path, out_dir: Path, size: int | None = None, device: str = "auto") -> Path:
+    """Embed ``source`` with the run's network; write ``embedded.npz`` and ``embedded.png`` to ``out_dir``."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} does not exist")
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
+    module = load_trained(run_dir, dev)
+    images, names = read_images(source, size or training_image_size(run_dir))
+    coords = embed_images(module, images)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / "embedded.npz", embedding=coords, names=np.array(names))
+    existing = np.load(run_dir / "embedding.npz")
+    plot_map(
+        existing["embedding"],
+        existing["labels"],
+        list(existing["class_names"]),
+        out_dir / "embedded.png",
+        title=f"{len(coords)} new images (black) in the map of {run_dir.name}",
+        overlay=coords,
+    )
+    log.info(f"embedded {len(coords)} images from {source} into {out_dir}")
+    return out_dir

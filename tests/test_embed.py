@@ -1,0 +1,80 @@
+"""`medviz embed`: new images into an existing map with the run's network and preprocessing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from medviz.data.synthblood import load_synthblood
+from medviz.pipeline import train
+from tests.conftest import REPO, TINY, compose_config
+from tests.formats import write_image_folder
+
+SHORT = [*TINY, "schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tsimcne")
+    train(compose_config(SHORT, run_dir=folder))
+    return folder
+
+
+def medviz(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "medviz", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_training_images_land_at_their_training_coordinates(run_dir, tmp_path):
+    images = load_synthblood(n_images=96, seed=0).images  # the run's own images (TINY: 96, seed 0)
+    np.savez(tmp_path / "train.npz", images=images[:20])
+    done = medviz(
+        "embed", "--run", str(run_dir), "--images", str(tmp_path / "train.npz"), "--out", str(tmp_path / "out")
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    placed = np.load(tmp_path / "out" / "embedded.npz")
+    trained = np.load(run_dir / "embedding.npz")["embedding"][:20]
+    np.testing.assert_allclose(placed["embedding"], trained, atol=1e-4)
+    assert list(placed["names"][:2]) == ["images[0]", "images[1]"]
+    assert (tmp_path / "out" / "embedded.png").stat().st_size > 10_000
+
+
+def test_a_folder_of_new_images_of_any_size(run_dir, tmp_path):
+    folder = write_image_folder(tmp_path / "new", classes=("x", "y"), per_class=3)
+    done = medviz("embed", "--run", str(run_dir), "--images", str(folder))
+    assert done.returncode == 0, done.stderr[-3000:]
+    placed = np.load(run_dir / "embedded" / "new" / "embedded.npz")
+    assert placed["embedding"].shape == (6, 2) and np.isfinite(placed["embedding"]).all()
+    assert sorted(placed["names"])[0].startswith("x/")
+
+
+def test_maps_made_by_tsne_cannot_place_new_images(tmp_path):
+    simclr = tmp_path / "simclr"
+    train(
+        compose_config(
+            [*TINY, "method=simclr", "method.module.epochs=1", "method.module.warmup_epochs=0"], run_dir=simclr
+        )
+    )
+    np.savez(tmp_path / "x.npz", images=np.zeros((2, 28, 28, 3), np.uint8))
+    done = medviz("embed", "--run", str(simclr), "--images", str(tmp_path / "x.npz"))
+    assert done.returncode == 1 and "only t-SimCNE runs map new images directly" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [("missing.npz", "expected a folder of images or an .npz file"), ("wrong.npz", "must be uint8 of 28x28")],
+)
+def test_bad_inputs_to_embed(run_dir, tmp_path, images, message):
+    np.savez(tmp_path / "wrong.npz", images=np.zeros((2, 32, 32, 3), np.uint8))
+    done = medviz("embed", "--run", str(run_dir), "--images", str(tmp_path / images))
+    assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_embed_into_a_run_folder_that_does_not_exist(tmp_path):
+    done = medviz("embed", "--run", str(tmp_path / "nope"), "--images", str(tmp_path))
+    assert done.returncode == 1 and "does not exist" in done.stderr and "Traceback" not in done.stderr
