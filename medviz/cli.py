@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from medviz.errors import MedvizError
+from medviz.errors import ConfigError, MedvizError
 
 
 def _embed(args: argparse.Namespace) -> None:
@@ -21,9 +21,33 @@ def _embed(args: argparse.Namespace) -> None:
     print(f"coordinates: {folder / 'embedded.npz'}   map: {folder / 'embedded.png'}")
 
 
+def _figures(args: argparse.Namespace) -> None:
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from medviz.build import build_data
+    from medviz.figures import all_figures
+
+    if not (args.run / "embedding.npz").is_file() or not (args.run / "config.yaml").is_file():
+        raise ConfigError(f"{args.run} is not a finished training run folder (no embedding.npz or config.yaml)")
+    saved = np.load(args.run / "embedding.npz")
+    data = build_data(OmegaConf.load(args.run / "config.yaml"))  # the run's images, in dataset order
+    if len(data) != len(saved["embedding"]):
+        raise ConfigError(f"the dataset now has {len(data)} images but the map has {len(saved['embedding'])}")
+    out = args.out or args.run / "figures"
+    paths = all_figures(
+        saved["embedding"], saved["labels"], list(saved["class_names"]), data.images, out, args.run.name
+    )
+    print("\n".join(str(p) for p in paths))
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="medviz", description="Tools for finished medviz runs.")
     commands = main.add_subparsers(dest="command", required=True)
+    figures = commands.add_parser("figures", help="the map, the map with thumbnails and a 10x10 image grid (PNG+PDF)")
+    figures.add_argument("--run", type=Path, required=True, help="a finished run folder")
+    figures.add_argument("--out", type=Path, help="where to write them (default <run>/figures)")
+    figures.set_defaults(run_command=_figures)
     embed = commands.add_parser(
         "embed", help="put new images into an existing t-SimCNE map (the run's preprocessing, no augmentation)"
     )

@@ -11,6 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def class_colours(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """RGBA (N, 4) per point: tab10 (tab20 above 10 classes) by class, grey where unlabelled (-1)."""
+    cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20")
+    return np.array([cmap(int(lab) % cmap.N) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels])
+
+
 def plot_map(
     coords: np.ndarray,
     labels: np.ndarray,
@@ -32,7 +38,7 @@ def plot_map(
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(7, 6), dpi=150)
     order = np.random.default_rng(0).permutation(n)  # no class is painted over all the others
-    colours = np.array([cmap(int(lab) % cmap.N) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels])
+    colours = class_colours(labels, len(class_names))
     alpha = 0.35 if overlay is not None else 1.0
     ax.scatter(coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True, alpha=alpha)
     if overlay is not None:

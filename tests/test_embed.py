@@ -78,3 +78,20 @@ def test_bad_inputs_to_embed(run_dir, tmp_path, images, message):
 def test_embed_into_a_run_folder_that_does_not_exist(tmp_path):
     done = medviz("embed", "--run", str(tmp_path / "nope"), "--images", str(tmp_path))
     assert done.returncode == 1 and "does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_figures_of_a_run_as_png_and_pdf(run_dir, tmp_path):
+    done = medviz("figures", "--run", str(run_dir), "--out", str(tmp_path / "fig"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path / "fig").iterdir())
+    assert names == [f"{stem}.{ext}" for stem in ("map", "map_grid", "map_thumbnails") for ext in ("pdf", "png")]
+    assert all((tmp_path / "fig" / name).stat().st_size > 5_000 for name in names)
+
+
+def test_grid_has_one_image_per_square_with_enough_points():
+    from medviz.figures import grid_cells
+
+    coords = np.array([[x, y] for x in range(10) for y in range(10) for _ in range(3)], float)  # 3 points a square
+    coords = np.vstack([coords, [[0.2, 0.2]] * 5])  # the corner square gets 8
+    assert len(grid_cells(coords, grid=10, min_points=3)) == 100
+    assert [cell[:2] for cell in grid_cells(coords, grid=10, min_points=5)] == [(0, 0)]
