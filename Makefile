@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 empty :=
 space := $(empty) $(empty)
 comma := ,
-.PHONY: help install run test test-all tables-synthblood tables-synthblood-report lint format clean
+.PHONY: help install run test test-all browser tables-synthblood tables-synthblood-report lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,13 @@ run: install ## Train t-SimCNE on the built-in dataset (CPU quickstart) and prin
 test: install ## Run the test suite (fast; what CI runs)
 	$(PY) -m pytest
 
-test-all: install ## Run every test, including those marked slow
+test-all: install browser ## Run every test, including those marked slow and browser
 	$(PY) -m pytest -m "not gpu"
+
+browser: ## Install Debian's chromium and chromedriver for the explorer's browser tests (needs root or sudo)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 
 SYNTH_SWEEPS := multirun/synthblood_tables multirun/synthblood_tables_simclr multirun/synthblood_tables_byol
 

@@ -41,6 +41,32 @@ def _figures(args: argparse.Namespace) -> None:
     print("\n".join(str(p) for p in paths))
 
 
+def _explore(args: argparse.Namespace) -> None:
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from medviz.build import build_data
+    from medviz.explorer import write_explorer
+
+    if not (args.run / "embedding.npz").is_file() or not (args.run / "config.yaml").is_file():
+        raise ConfigError(f"{args.run} is not a finished training run folder (no embedding.npz or config.yaml)")
+    saved = np.load(args.run / "embedding.npz")
+    data = build_data(OmegaConf.load(args.run / "config.yaml"))
+    names = [str(f) for f in data.files] if data.files is not None else []
+    out = args.out or args.run / "explorer.html"
+    write_explorer(
+        out,
+        saved["embedding"],
+        saved["labels"],
+        list(saved["class_names"]),
+        data.images,
+        names,
+        title=args.run.name,
+        max_thumbnails=args.max_thumbnails,
+    )
+    print(f"explorer: {out} (open it in a browser; it works offline)")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="medviz", description="Tools for finished medviz runs.")
     commands = main.add_subparsers(dest="command", required=True)
@@ -48,6 +74,11 @@ def parser() -> argparse.ArgumentParser:
     figures.add_argument("--run", type=Path, required=True, help="a finished run folder")
     figures.add_argument("--out", type=Path, help="where to write them (default <run>/figures)")
     figures.set_defaults(run_command=_figures)
+    explore = commands.add_parser("explore", help="one self-contained HTML explorer of the map")
+    explore.add_argument("--run", type=Path, required=True, help="a finished run folder")
+    explore.add_argument("--out", type=Path, help="the HTML file (default <run>/explorer.html)")
+    explore.add_argument("--max-thumbnails", type=int, default=5000, help="points that carry a thumbnail")
+    explore.set_defaults(run_command=_explore)
     embed = commands.add_parser(
         "embed", help="put new images into an existing t-SimCNE map (the run's preprocessing, no augmentation)"
     )

@@ -1,0 +1,95 @@
+"""The interactive explorer: one self-contained HTML file per run, opened from disk, no server.
+
+The map is drawn on a canvas (not one element per point), so 100k points stay smooth. Hovering
+shows the nearest point's image and metadata, a click pins it, shift-drag selects a box whose
+indices export as CSV. Thumbnails travel inside the file as one JPEG atlas; above
+``max_thumbnails`` images a seeded sample gets thumbnails and the other points show their
+metadata only, keeping the file to a few megabytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
+
+TEMPLATE = Path(__file__).with_name("explorer.html")
+
+
+def _b64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+
+
+def thumbnail_atlas(images: np.ndarray, rows: np.ndarray, size: int, columns: int = 100) -> str:
+    """A JPEG data URL tiling ``images[rows]`` (uint8 (N, H, W, 3)) as ``size`` px squares, row-major."""
+    n_rows = -(-len(rows) // columns)
+    atlas = Image.new("RGB", (columns * size, max(1, n_rows) * size), "white")
+    for slot, index in enumerate(rows):
+        tile = Image.fromarray(images[index])
+        if tile.size != (size, size):
+            tile = tile.resize((size, size), Image.Resampling.BILINEAR)
+        atlas.paste(tile, ((slot % columns) * size, (slot // columns) * size))
+    buffer = io.BytesIO()
+    atlas.save(buffer, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def write_explorer(
+    path: Path,
+    coords: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    images: np.ndarray | None,
+    names: Sequence[str] = (),
+    title: str = "medviz map",
+    max_thumbnails: int = 5000,
+    seed: int = 0,
+) -> Path:
+    """Write the explorer for a map.
+
+    Args:
+        coords: (N, 2) map; labels: (N,) classes, -1 unlabelled; class_names: (C,).
+        images: uint8 (N, H, W, 3) or None (no thumbnails).
+        names: per-point file names (optional, shown on hover and exported).
+        max_thumbnails: at most this many points carry a thumbnail (seeded sample).
+    """
+    n = len(coords)
+    thumbs = np.full(n, -1, dtype=np.int32)
+    atlas, size = "", 0
+    if images is not None:
+        rows = np.arange(n)
+        if n > max_thumbnails:
+            rows = np.sort(np.random.default_rng(seed).choice(n, max_thumbnails, replace=False))
+        size = min(images.shape[1], 48)
+        thumbs[rows] = np.arange(len(rows))
+        atlas = thumbnail_atlas(images, rows, size)
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    colours = [matplotlib_hex(cmap(k % cmap.N)) for k in range(max(1, len(class_names)))]
+    data = {
+        "x": _b64(coords[:, 0].astype(np.float32)),
+        "y": _b64(coords[:, 1].astype(np.float32)),
+        "labels": _b64(labels.astype(np.int16)),
+        "thumbs": _b64(thumbs),
+        "classNames": [str(c) for c in class_names],
+        "colours": colours,
+        "names": [str(name) for name in names],
+        "atlas": atlas,
+        "thumbSize": size,
+        "atlasCols": 100,
+    }
+    # "</" inside the JSON (a file name, say) must not close the script element.
+    payload = json.dumps(data).replace("</", "<\\/")
+    html = TEMPLATE.read_text().replace("__TITLE__", escape(title)).replace("__DATA__", payload)
+    path.write_text(html)
+    return path
+
+
+def matplotlib_hex(rgba: tuple[float, float, float, float]) -> str:
+    return "#" + "".join(f"{round(255 * c):02x}" for c in rgba[:3])

@@ -1,0 +1,143 @@
+"""The HTML explorer: self-contained, drawn on a canvas; checked in headless Chromium (marker `browser`)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medviz.explorer import write_explorer
+
+
+def tiny_map(n: int = 300, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    coords = rng.normal(size=(n, 2)) + labels[:, None] * 4.0
+    images = rng.integers(0, 256, (n, 28, 28, 3), dtype=np.uint8)
+    return coords, labels, ["a", "b", "c"], images
+
+
+def payload(path) -> dict:
+    text = path.read_text()
+    return json.loads(re.search(r"const DATA = (.*);\n", text).group(1).replace("<\\/", "</"))
+
+
+def test_the_file_is_self_contained_and_carries_every_point(tmp_path):
+    coords, labels, names, images = tiny_map()
+    path = write_explorer(
+        tmp_path / "x.html", coords, labels, names, images, names=[f"img{i}</script>.png" for i in range(300)]
+    )
+    text = path.read_text()
+    assert "http://" not in text and "https://" not in text and "<script src" not in text
+    assert text.count("</script>") == 1  # a file name cannot close the script early
+    data = payload(path)
+    xs = np.frombuffer(base64.b64decode(data["x"]), np.float32)
+    np.testing.assert_allclose(xs, coords[:, 0], rtol=1e-6)
+    assert len(data["names"]) == 300 and data["classNames"] == names
+
+
+def test_thumbnails_are_capped_by_a_seeded_sample(tmp_path):
+    coords, labels, names, images = tiny_map()
+    data = payload(write_explorer(tmp_path / "x.html", coords, labels, names, images, max_thumbnails=150))
+    thumbs = np.frombuffer(base64.b64decode(data["thumbs"]), np.int32)
+    assert (thumbs >= 0).sum() == 150 and sorted(thumbs[thumbs >= 0]) == list(range(150))
+    atlas = Image.open(io.BytesIO(base64.b64decode(data["atlas"].split(",")[1])))
+    assert atlas.size == (100 * 28, 2 * 28)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, (
+        "the browser tests need Debian's chromium and chromium-driver (make test-all installs them)"
+    )
+    options = Options()
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1000,800",
+        "--disable-dev-shm-usage",
+    ):
+        options.add_argument(flag)
+    options.binary_location = chromium
+    session = webdriver.Chrome(service=Service(driver), options=options)
+    yield session
+    session.quit()
+
+
+def open_map(browser, path) -> None:
+    browser.get(path.as_uri())
+    deadline = time.monotonic() + 30
+    while not browser.execute_script("return Boolean(window.medviz && window.medviz.ready)"):
+        assert time.monotonic() < deadline, "the explorer did not finish loading"
+        time.sleep(0.05)
+
+
+def move_to(browser, x: float, y: float) -> None:
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    actions = ActionBuilder(browser)
+    actions.pointer_action.move_to_location(int(x), int(y))
+    actions.perform()
+
+
+@pytest.mark.browser
+def test_explorer_draws_every_point_and_shows_a_thumbnail_on_hover(browser, tmp_path):
+    coords, labels, names, images = tiny_map()
+    path = write_explorer(tmp_path / "x.html", coords, labels, names, images)
+    open_map(browser, path)
+    assert browser.execute_script("return window.medviz.count") == len(coords)
+    shot = np.asarray(Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB"))
+    coloured = (shot.max(axis=2).astype(int) - shot.min(axis=2)) > 60  # saturated class colours, not white/grey
+    assert coloured.sum() > 2000
+
+    x, y = browser.execute_script("return window.medviz.screenPosition(7)")
+    move_to(browser, x, y)
+    assert browser.execute_script("return window.medviz.hovered") == 7
+    tooltip = browser.find_element("id", "tooltip")
+    assert tooltip.is_displayed() and "#7 · " in tooltip.text
+    thumbnail = browser.execute_script(
+        "const c = document.querySelector('#tooltip canvas');"
+        "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.slice(0, 400));"
+    )
+    assert len(set(thumbnail)) > 10  # the image's pixels, not an empty canvas
+
+
+@pytest.mark.browser
+def test_box_selection_exports_the_points_inside(browser, tmp_path):
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.keys import Keys
+
+    coords, labels, names, images = tiny_map()
+    path = write_explorer(tmp_path / "x.html", coords, labels, names, images)
+    open_map(browser, path)
+    (x0, y0), (x1, y1) = browser.execute_script(
+        "return [window.medviz.screenPosition(0), window.medviz.screenPosition(1)]"
+    )
+    left, right, top, bottom = min(x0, x1) - 3, max(x0, x1) + 3, min(y0, y1) - 3, max(y0, y1) + 3
+    actions = ActionBuilder(browser)
+    actions.key_action.key_down(Keys.SHIFT)
+    actions.pointer_action.move_to_location(int(left), int(top)).pointer_down()
+    actions.pointer_action.move_to_location(int(right), int(bottom)).pointer_up()
+    actions.key_action.key_up(Keys.SHIFT)
+    actions.perform()
+    selected = browser.execute_script("return window.medviz.selection")
+    screen = browser.execute_script(
+        f"return Array.from({{length: {len(coords)}}}, (_, i) => window.medviz.screenPosition(i))"
+    )
+    inside = [i for i, (x, y) in enumerate(screen) if int(left) <= x <= int(right) and int(top) <= y <= int(bottom)]
+    assert {0, 1} <= set(selected) and abs(len(selected) - len(inside)) <= 2
+    csv = browser.execute_script("return window.medviz.selectionCsv()").splitlines()
+    assert csv[0] == "index,label,class,name" and len(csv) == len(selected) + 1
