@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from medviz.callbacks import MapSnapshot, StageSchedule
 from medviz.checkpoints import AtomicCheckpointIO, RunState
 from medviz.data import ImageArrays
+from medviz.data.qc_inject import inject
 from medviz.errors import ConfigError, MedvizError
 from medviz.faults import NonFiniteLossGuard, SaveOnInterrupt
 from medviz.methods.base import ContrastiveMethod
@@ -50,6 +51,21 @@ def build_data(cfg: DictConfig) -> ImageArrays:
     counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
     log.info(f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; classes: {counts}")
     return data
+
+
+def build_run_data(cfg: DictConfig) -> tuple[ImageArrays, np.ndarray | None]:
+    """The run's images: the dataset, with the planted problems of ``qc.inject`` when set.
+
+    Returns the data and the mask (N,) of planted images, or None. Seeded by ``seed``, so tools
+    that read a finished run (figures, explorer, qc) rebuild exactly the images it trained on.
+    """
+    data = build_data(cfg)
+    qc = cfg.get("qc")
+    if qc is None or not qc.inject:
+        return data, None
+    data, injected = inject(data, str(qc.inject), int(qc.count), seed=int(cfg.seed))
+    log.info(f"planted {int(injected.sum())} {qc.inject} in {data.name} for quality control")
+    return data, injected
 
 
 def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:

@@ -21,19 +21,43 @@ def _embed(args: argparse.Namespace) -> None:
     print(f"coordinates: {folder / 'embedded.npz'}   map: {folder / 'embedded.png'}")
 
 
-def _figures(args: argparse.Namespace) -> None:
+def _finished_run(run_dir: Path):
+    """(embedding.npz, the run's images as trained -- planted problems included --, planted mask or None)."""
     import numpy as np
     from omegaconf import OmegaConf
 
-    from medviz.build import build_data
-    from medviz.figures import all_figures
+    from medviz.build import build_run_data
 
-    if not (args.run / "embedding.npz").is_file() or not (args.run / "config.yaml").is_file():
-        raise ConfigError(f"{args.run} is not a finished training run folder (no embedding.npz or config.yaml)")
-    saved = np.load(args.run / "embedding.npz")
-    data = build_data(OmegaConf.load(args.run / "config.yaml"))  # the run's images, in dataset order
+    if not (run_dir / "embedding.npz").is_file() or not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a finished training run folder (no embedding.npz or config.yaml)")
+    saved = np.load(run_dir / "embedding.npz")
+    data, injected = build_run_data(OmegaConf.load(run_dir / "config.yaml"))
     if len(data) != len(saved["embedding"]):
         raise ConfigError(f"the dataset now has {len(data)} images but the map has {len(saved['embedding'])}")
+    return saved, data, injected
+
+
+def _qc(args: argparse.Namespace) -> None:
+    from medviz.qc import find_groups, recall, write_report
+
+    saved, data, injected = _finished_run(args.run)
+    coords, labels = saved["embedding"], saved["labels"]
+    groups = find_groups(coords, data.images, min_size=args.min_size)
+    out = args.out or args.run / "qc"
+    report = write_report(out, coords, labels, list(saved["class_names"]), data.images, groups, injected)
+    for number, group in enumerate(groups):
+        similarity = f", image correlation {group.image_similarity:.2f}" if group.image_similarity is not None else ""
+        print(f"group {number}: {group.kind}, {group.size} images{similarity}")
+    if injected is not None:
+        print(f"planted images flagged: {recall(groups, injected):.3f} of {int(injected.sum())}")
+    print(f"report: {report}")
+
+
+def _figures(args: argparse.Namespace) -> None:
+
+    from medviz.figures import all_figures
+
+    saved, data, _ = _finished_run(args.run)
     out = args.out or args.run / "figures"
     paths = all_figures(
         saved["embedding"], saved["labels"], list(saved["class_names"]), data.images, out, args.run.name
@@ -42,16 +66,10 @@ def _figures(args: argparse.Namespace) -> None:
 
 
 def _explore(args: argparse.Namespace) -> None:
-    import numpy as np
-    from omegaconf import OmegaConf
 
-    from medviz.build import build_data
     from medviz.explorer import write_explorer
 
-    if not (args.run / "embedding.npz").is_file() or not (args.run / "config.yaml").is_file():
-        raise ConfigError(f"{args.run} is not a finished training run folder (no embedding.npz or config.yaml)")
-    saved = np.load(args.run / "embedding.npz")
-    data = build_data(OmegaConf.load(args.run / "config.yaml"))
+    saved, data, _ = _finished_run(args.run)
     names = [str(f) for f in data.files] if data.files is not None else []
     out = args.out or args.run / "explorer.html"
     write_explorer(
@@ -79,6 +97,11 @@ def parser() -> argparse.ArgumentParser:
     explore.add_argument("--out", type=Path, help="the HTML file (default <run>/explorer.html)")
     explore.add_argument("--max-thumbnails", type=int, default=5000, help="points that carry a thumbnail")
     explore.set_defaults(run_command=_explore)
+    qc = commands.add_parser("qc", help="flag tight clusters and isolated islands of a map, with thumbnails")
+    qc.add_argument("--run", type=Path, required=True, help="a finished run folder")
+    qc.add_argument("--out", type=Path, help="where the report goes (default <run>/qc)")
+    qc.add_argument("--min-size", type=int, default=10, help="smallest group worth flagging")
+    qc.set_defaults(run_command=_qc)
     embed = commands.add_parser(
         "embed", help="put new images into an existing t-SimCNE map (the run's preprocessing, no augmentation)"
     )

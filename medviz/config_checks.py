@@ -47,6 +47,12 @@ RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "speed.compile": (*_AUTO_OR_BOOL, "speed.compile=auto"),
     "speed.compile_augment": (*_AUTO_OR_BOOL, "speed.compile_augment=auto"),
     "speed.progress_refresh_steps": (*_int_at_least(1), "speed.progress_refresh_steps=10"),
+    "qc.inject": (
+        lambda v: v is None or v in ("duplicates", "artefacts"),
+        "null, duplicates or artefacts",
+        "qc.inject=duplicates",
+    ),
+    "qc.count": (*_int_at_least(1), "qc.count=100"),
     "resume": (
         lambda v: v is None or isinstance(v, bool | str),
         "true, false or a run folder",

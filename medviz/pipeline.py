@@ -12,10 +12,11 @@ import torch
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from medviz.build import (  # noqa: F401 -- build_loggers is part of this module's interface
+from medviz.build import (  # noqa: F401 -- build_data and build_loggers are part of this module's interface
     build_data,
     build_loggers,
     build_module,
+    build_run_data,
     build_trainer,
     snapshot_callback,
     warn_if_slow_on_cpu,
@@ -32,6 +33,7 @@ from medviz.outputs import (
     save_map_figure,
     write_metrics,
 )
+from medviz.qc import find_groups, recall, write_report
 from medviz.resume import prepare_resume, resume_folder
 from medviz.sweep import in_multirun
 from medviz.tracking import (
@@ -102,7 +104,9 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
 
     Returns {} off rank 0 under DDP.
     """
-    data = build_data(cfg)
+    data, injected = build_run_data(cfg)
+    if injected is not None:
+        np.save(run_dir / "qc_injected.npy", injected)
     datamodule = ArrayDataModule(
         data,
         batch_size=cfg.batch_size,
@@ -142,6 +146,11 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
         log.info("fewer than 2 labelled classes: kNN accuracy and silhouette are skipped for this map")
     elif cfg.eval.pixel_tsne:
         metrics.update(pixel_tsne_metrics(data, k=cfg.eval.knn_k, seed=cfg.seed))
+    if injected is not None:  # where did the planted problems land? (paper Fig. 6)
+        groups = find_groups(coords, data.images)
+        metrics["qc_recall"] = recall(groups, injected)
+        write_report(run_dir / "qc", coords, data.labels, list(data.class_names), data.images, groups, injected)
+        log.info(f"quality control: {metrics['qc_recall']:.0%} of the planted images flagged; see {run_dir / 'qc'}")
     write_metrics(run_dir, metrics)
     label = f"{data.name} · {cfg.method.name} · aug={cfg.aug.name} · seed {cfg.seed}"
     figure = save_map_figure(run_dir, coords, data, label, metrics)

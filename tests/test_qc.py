@@ -1,0 +1,94 @@
+"""Quality control: planted duplicates and artefacts, and the detector that flags them in a map."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from medviz.data.qc_inject import inject
+from medviz.data.synthblood import load_synthblood
+from medviz.errors import ConfigError
+from medviz.pipeline import train
+from medviz.qc import find_groups, image_similarity, recall
+from tests.conftest import REPO, TINY, compose_config
+
+
+def test_duplicates_are_perturbed_copies_of_one_image():
+    data = load_synthblood(n_images=200, seed=0)
+    grown, planted = inject(data, "duplicates", 30, seed=1)
+    assert len(grown) == 230 and planted.sum() == 30 and planted[200:].all()
+    copies = grown.images[planted]
+    assert len({c.tobytes() for c in copies}) == 30  # each copy differs ...
+    ordinary = image_similarity(data.images[data.labels == grown.labels[planted][0]][:30])  # same class
+    assert image_similarity(copies) > ordinary + 0.25  # ... but they are near-duplicates
+    assert len(set(grown.labels[planted])) == 1
+
+
+def test_artefacts_paint_a_black_blob_on_existing_images():
+    data = load_synthblood(n_images=200, seed=0)
+    changed, planted = inject(data, "artefacts", 25, seed=1)
+    assert len(changed) == 200 and planted.sum() == 25
+    black = (changed.images[planted].max(axis=-1) == 0).mean(axis=(1, 2))
+    assert (black > 0.1).all() and (data.images[planted].max(axis=-1) == 0).mean() < 0.01
+    assert np.array_equal(changed.images[~planted], data.images[~planted])
+
+
+def test_bad_injection_settings():
+    data = load_synthblood(n_images=20, seed=0)
+    with pytest.raises(ConfigError, match="qc.count must be between 1 and the dataset's 20 images"):
+        inject(data, "duplicates", 50, seed=0)
+    with pytest.raises(ConfigError, match="choose one of: duplicates, artefacts"):
+        inject(data, "smudges", 5, seed=0)
+
+
+def planted_map(seed: int = 0):
+    """Three Gaussian classes (1,500 points), a tight cluster of 100 and an island of 50 far away."""
+    rng = np.random.default_rng(seed)
+    classes = np.concatenate([rng.normal(centre, 3.0, (500, 2)) for centre in ([0, 0], [15, 0], [7, 13])])
+    tight = rng.normal([7, 4], 0.05, (100, 2))
+    island = rng.normal([40, 40], 1.0, (50, 2))
+    coords = np.vstack([classes, tight, island])
+    planted = np.zeros(len(coords), bool)
+    planted[1500:] = True
+    return coords, planted
+
+
+def test_detector_flags_a_tight_cluster_and_an_island_and_little_else():
+    coords, planted = planted_map()
+    groups = find_groups(coords)
+    assert recall(groups, planted) == 1.0
+    kinds = {g.kind for g in groups}
+    assert kinds == {"tight cluster", "isolated island"}
+    flagged = np.zeros(len(coords), bool)
+    for group in groups:
+        flagged[group.indices] = True
+    assert flagged[~planted].mean() < 0.02  # ordinary regions are rarely flagged
+
+
+def test_a_qc_run_reports_where_the_planted_images_landed(tmp_path):
+    cfg = compose_config(
+        [*TINY, "schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]", "qc.inject=duplicates", "qc.count=20"],
+        run_dir=tmp_path,
+    )
+    metrics = train(cfg)
+    assert 0.0 <= metrics["qc_recall"] <= 1.0 and metrics["n_images"] == 116
+    assert np.load(tmp_path / "qc_injected.npy").sum() == 20
+    assert (tmp_path / "qc" / "report.md").read_text().startswith("# Quality control")
+    done = subprocess.run(
+        [sys.executable, "-m", "medviz", "qc", "--run", str(tmp_path), "--out", str(tmp_path / "again")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"planted images flagged: {metrics['qc_recall']:.3f} of 20" in done.stdout
+    assert {"report.md", "flagged.csv", "overview.png"} <= {p.name for p in (tmp_path / "again").iterdir()}
+
+
+def test_qc_presets_compose_with_the_quickstart():
+    cfg = compose_config(["experiment=[quickstart,qc_artefacts]"])
+    assert cfg.qc.inject == "artefacts" and cfg.qc.count == 50 and cfg.batch_size == 128
