@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 
-from medviz.plots import class_colours, plot_map  # noqa: E402
+from medviz.plots import grouped_palette, plot_map  # noqa: E402
 
 
 def save_both(fig: plt.Figure, stem: Path) -> list[Path]:
@@ -52,7 +52,7 @@ def thumbnail_map(
         coords: (N, 2) map; labels: (N,) classes (-1 unlabelled); images: uint8 (N, H, W, 3).
         n_thumbnails: how many points get a thumbnail (spread over the map).
     """
-    colours = class_colours(labels, len(class_names))
+    colours, _ = grouped_palette(labels, class_names, 0.02)
     fig, ax = plt.subplots(figsize=(8, 8))
     size = float(np.clip(8000 / max(len(coords), 1), 0.3, 12))
     ax.scatter(coords[:, 0], coords[:, 1], c=colours, s=size, linewidths=0, rasterized=True)
@@ -110,7 +110,7 @@ def grid_map(
     """A ``grid`` x ``grid`` layout over the map: in each square with enough points, the image
     nearest its centre, framed in its class colour (paper Fig. 5b). Returns the paths and the
     number of images drawn."""
-    colours = class_colours(labels, len(class_names))
+    colours, _ = grouped_palette(labels, class_names, 0.02)
     cells = grid_cells(coords, grid, min_points)
     fig, axes = plt.subplots(grid, grid, figsize=(grid, grid))
     for ax in axes.ravel():
@@ -134,7 +134,10 @@ def all_figures(
 ) -> list[Path]:
     """The class map, the thumbnail map and the image grid, each as PNG and PDF, into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [plot_map(coords, labels, class_names, out_dir / f"map.{ext}", title=title) for ext in ("png", "pdf")]
+    paths = [
+        plot_map(coords, labels, class_names, out_dir / f"map.{ext}", title=title, small_class_fraction=0.02)
+        for ext in ("png", "pdf")
+    ]
     paths += thumbnail_map(coords, labels, class_names, images, out_dir / "map_thumbnails")
     grid_paths, _ = grid_map(coords, labels, class_names, images, out_dir / "map_grid")
     return paths + grid_paths

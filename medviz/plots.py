@@ -11,10 +11,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def class_colours(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """RGBA (N, 4) per point: tab10 (tab20 above 10 classes) by class, grey where unlabelled (-1)."""
-    cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20")
-    return np.array([cmap(int(lab) % cmap.N) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels])
+def grouped_palette(
+    labels: np.ndarray, class_names: tuple[str, ...] | list[str], small_class_fraction: float
+) -> tuple[np.ndarray, list[tuple[str, tuple]]]:
+    """Point colours (N, 4) and legend entries, with classes under ``small_class_fraction`` of the
+    labelled images drawn in black as one entry (the paper's "OTH" for Leukemia's small classes)."""
+    counts = np.bincount(labels[labels >= 0], minlength=len(class_names))
+    small = counts < small_class_fraction * max(1, counts.sum())
+    cmap = plt.get_cmap("tab10" if (~small).sum() <= 10 else "tab20")
+    palette = {int(index): cmap(slot % cmap.N) for slot, index in enumerate(np.flatnonzero(~small))}
+    colours = np.array([palette.get(int(lab), (0, 0, 0, 1)) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels])
+    legend = [(f"{class_names[i]} ({counts[i]})", colour) for i, colour in palette.items()]
+    if small.any():
+        legend.append((f"OTH: {small.sum()} small classes ({counts[small].sum()})", (0, 0, 0, 1)))
+    return colours, legend
 
 
 def plot_map(
@@ -25,20 +35,20 @@ def plot_map(
     title: str = "",
     point_size: float | None = None,
     overlay: np.ndarray | None = None,
+    small_class_fraction: float = 0.0,
 ) -> Path:
     """Save a scatter of ``coords`` (N, 2) coloured by ``labels`` (N,) to ``path`` (PNG or PDF).
 
     Unlabelled points (label -1) are drawn in grey. Point size shrinks with N so large maps
     stay readable. ``overlay`` (M, 2): extra points (e.g. new images placed into the map) drawn
-    in black on top of a faded map.
+    in black on top of a faded map. ``small_class_fraction``: see :func:`grouped_palette`.
     """
     path = Path(path)
     n = len(coords)
     size = point_size if point_size is not None else float(np.clip(8000 / max(n, 1), 0.3, 12))
-    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(7, 6), dpi=150)
     order = np.random.default_rng(0).permutation(n)  # no class is painted over all the others
-    colours = class_colours(labels, len(class_names))
+    colours, legend = grouped_palette(labels, class_names, small_class_fraction)
     alpha = 0.35 if overlay is not None else 1.0
     ax.scatter(coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True, alpha=alpha)
     if overlay is not None:
@@ -51,10 +61,9 @@ def plot_map(
             linewidths=0.8,
             label=f"new images ({len(overlay)})",
         )
-    for index, name in enumerate(class_names):
-        count = int((labels == index).sum())
-        ax.scatter([], [], color=cmap(index % cmap.N), s=30, label=f"{name} ({count})")
-    if len(class_names):
+    for name, colour in legend:
+        ax.scatter([], [], color=colour, s=30, label=name)
+    if legend:
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.set_aspect("equal", adjustable="datalim")
@@ -84,13 +93,7 @@ def plot_panels(
             black and listed as one legend entry, as the paper does for Leukemia's small classes.
     """
     path = Path(path)
-    counts = np.bincount(labels[labels >= 0], minlength=len(class_names))
-    small = counts < small_class_fraction * max(1, counts.sum())
-    cmap = plt.get_cmap("tab10" if (~small).sum() <= 10 else "tab20")
-    palette = {}
-    for index in np.flatnonzero(~small):
-        palette[int(index)] = cmap(len(palette) % cmap.N)
-    colours = np.array([palette.get(int(lab), (0, 0, 0, 1)) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels])
+    colours, legend = grouped_palette(labels, class_names, small_class_fraction)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), dpi=150)
     axes = np.atleast_1d(axes)
     order = np.random.default_rng(0).permutation(len(labels))
@@ -104,9 +107,7 @@ def plot_panels(
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_xticks([])
         ax.set_yticks([])
-    handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=class_names[i]) for i, c in palette.items()]
-    if small.any():
-        handles.append(plt.Line2D([], [], ls="", marker="o", color="black", label="OTH (small classes)"))
+    handles = [plt.Line2D([], [], ls="", marker="o", color=colour, label=name) for name, colour in legend]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, bbox_inches="tight")

@@ -1,4 +1,4 @@
-"""`medviz embed`: new images into an existing map with the run's network and preprocessing."""
+"""Tools on finished runs: `medviz embed` (new images into a map) and `medviz figures`."""
 
 from __future__ import annotations
 
@@ -95,3 +95,12 @@ def test_grid_has_one_image_per_square_with_enough_points():
     coords = np.vstack([coords, [[0.2, 0.2]] * 5])  # the corner square gets 8
     assert len(grid_cells(coords, grid=10, min_points=3)) == 100
     assert [cell[:2] for cell in grid_cells(coords, grid=10, min_points=5)] == [(0, 0)]
+
+
+def test_small_classes_are_grouped_in_black_as_in_the_paper():
+    from medviz.plots import grouped_palette
+
+    labels = np.array([0] * 60 + [1] * 39 + [2])  # class 2 holds 1 % of the images
+    colours, legend = grouped_palette(labels, ["big", "mid", "tiny"], small_class_fraction=0.02)
+    assert [name for name, _ in legend] == ["big (60)", "mid (39)", "OTH: 1 small classes (1)"]
+    assert tuple(colours[-1]) == (0, 0, 0, 1) and tuple(colours[0]) != (0, 0, 0, 1)
