@@ -36,6 +36,7 @@ def plot_map(
     point_size: float | None = None,
     overlay: np.ndarray | None = None,
     small_class_fraction: float = 0.0,
+    overlay_label: str = "new images",
 ) -> Path:
     """Save a scatter of ``coords`` (N, 2) coloured by ``labels`` (N,) to ``path`` (PNG or PDF).
 
@@ -59,7 +60,7 @@ def plot_map(
             s=max(size * 3, 6),
             marker="x",
             linewidths=0.8,
-            label=f"new images ({len(overlay)})",
+            label=f"{overlay_label} ({len(overlay)})",
         )
     for name, colour in legend:
         ax.scatter([], [], color=colour, s=30, label=name)
