@@ -99,6 +99,7 @@ def write_report(
         out_dir / "overview.png",
         title=f"{len(groups)} flagged groups",
         overlay=coords[flagged],
+        overlay_label="flagged",
     )
     with open(out_dir / "flagged.csv", "w", newline="") as file:
         writer = csv.writer(file)
