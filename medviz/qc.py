@@ -6,7 +6,9 @@ Both are found from the map alone, relative to its own typical spacing (the medi
 point to its ``k``-th neighbour, m):
 
 * tight cluster: >= ``min_size`` points connected at distance 0.25 m (DBSCAN, 5 neighbours);
-* isolated island: a connected group at distance 1.5 m holding < 5 % of the points.
+* isolated island: a cluster that HDBSCAN (density-based, at least 15 points) separates from the
+  rest and that holds < 5 % of the points -- a small group set apart by a drop in density, even
+  when a thin trail still links it to a class.
 
 Each group gets the mean pixel correlation of its images, so near-duplicate groups read as such.
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.cluster import DBSCAN
+from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 
 from medviz.plots import plot_map
@@ -61,9 +63,11 @@ def find_groups(coords: np.ndarray, images: np.ndarray | None = None, min_size: 
     m = typical_spacing(coords, k)
     groups = [Group("tight cluster", c) for c in _components(coords, 0.25 * m, 5) if len(c) >= min_size]
     tight = set(np.concatenate([g.indices for g in groups])) if groups else set()
-    for component in _components(coords, 1.5 * m, 5):
-        if min_size <= len(component) < 0.05 * len(coords) and not set(component) <= tight:
-            groups.append(Group("isolated island", component))
+    clusters = HDBSCAN(min_cluster_size=max(min_size, 15), min_samples=10).fit(coords).labels_
+    for label in range(clusters.max() + 1):
+        members = np.flatnonzero(clusters == label)
+        if len(members) < 0.05 * len(coords) and not set(members) <= tight:
+            groups.append(Group("isolated island", members))
     if images is not None:
         for group in groups:
             group.image_similarity = image_similarity(images[group.indices])
