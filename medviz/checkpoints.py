@@ -142,9 +142,9 @@ class RunState(L.Callback):
             self._pending_rng = None
 
 
-def check_identity(path: Path, method: str, backbone: str) -> None:
-    """Refuse to resume ``path`` with another method or backbone than the one that wrote it."""
-    saved = torch.load(path, map_location="cpu", weights_only=True).get("medviz")
+def check_identity(path: Path, checkpoint: dict, method: str, backbone: str) -> None:
+    """Refuse to resume ``checkpoint`` (loaded from ``path``) with another method or backbone than wrote it."""
+    saved = checkpoint.get("medviz")
     if saved is None:
         raise ConfigError(f"{path} was not written by medviz's train.py; start a new run instead of resuming")
     for key, value in (("method", method), ("backbone", backbone)):
@@ -155,28 +155,35 @@ def check_identity(path: Path, method: str, backbone: str) -> None:
             )
 
 
-def readable(path: Path) -> bool:
-    """Whether ``path`` loads as a torch checkpoint with a state dict (weights only)."""
+def _load(path: Path) -> dict | None:
+    """``path`` loaded weights-only, or None when it is not a readable checkpoint with a state dict."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
-        return False
-    return isinstance(checkpoint, dict) and "state_dict" in checkpoint
+        return None
+    return checkpoint if isinstance(checkpoint, dict) and "state_dict" in checkpoint else None
 
 
-def find_checkpoint(run_dir: Path) -> Path:
-    """The newest readable checkpoint in ``run_dir/checkpoints``; a corrupt newest falls back to older ones (warned)."""
+def newest_checkpoint(run_dir: Path) -> tuple[Path, dict]:
+    """The newest readable checkpoint in ``run_dir/checkpoints`` and its contents (loaded once);
+    a corrupt newest falls back to older ones, with a warning."""
     folder = run_dir / "checkpoints"
     candidates = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
     if not candidates:
         raise ConfigError(f"no checkpoint to resume from in {folder}: start the run without resume")
     for index, path in enumerate(candidates):
-        if readable(path):
+        checkpoint = _load(path)
+        if checkpoint is not None:
             if index:
                 skipped = ", ".join(p.name for p in candidates[:index])
                 log.warning(f"checkpoint {skipped} is unreadable (corrupt or truncated); resuming from {path.name}")
-            return path
+            return path, checkpoint
     raise ConfigError(
         f"none of the {len(candidates)} checkpoints in {folder} can be read (corrupt or truncated): "
         "start the run again without resume"
     )
+
+
+def find_checkpoint(run_dir: Path) -> Path:
+    """The path of :func:`newest_checkpoint`."""
+    return newest_checkpoint(run_dir)[0]

@@ -15,7 +15,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from medviz.build import build_method
-from medviz.checkpoints import find_checkpoint
+from medviz.checkpoints import newest_checkpoint
 from medviz.data.errors import DataError
 from medviz.data.images_io import IMAGE_SUFFIXES, read_many
 from medviz.errors import ConfigError
@@ -41,7 +41,7 @@ def load_trained(run_dir: Path, device: torch.device) -> ContrastiveMethod:
             f"{run_dir} was trained with method={cfg.method.name}, whose map is a t-SNE of its features: "
             "only t-SimCNE runs map new images directly"
         )
-    state = torch.load(find_checkpoint(run_dir), map_location="cpu", weights_only=True)
+    _, state = newest_checkpoint(run_dir)
     module.load_state_dict(state["state_dict"])
     return module.to(device).eval()
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import to_hex
 from PIL import Image
 
 TEMPLATE = Path(__file__).with_name("explorer.html")
@@ -71,7 +72,7 @@ def write_explorer(
         thumbs[rows] = np.arange(len(rows))
         atlas = thumbnail_atlas(images, rows, size)
     cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
-    colours = [matplotlib_hex(cmap(k % cmap.N)) for k in range(max(1, len(class_names)))]
+    colours = [to_hex(cmap(k % cmap.N)) for k in range(max(1, len(class_names)))]
     data = {
         "x": _b64(coords[:, 0].astype(np.float32)),
         "y": _b64(coords[:, 1].astype(np.float32)),
@@ -89,7 +90,3 @@ def write_explorer(
     html = TEMPLATE.read_text().replace("__TITLE__", escape(title)).replace("__DATA__", payload)
     path.write_text(html)
     return path
-
-
-def matplotlib_hex(rgba: tuple[float, float, float, float]) -> str:
-    return "#" + "".join(f"{round(255 * c):02x}" for c in rgba[:3])

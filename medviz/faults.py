@@ -28,10 +28,6 @@ class NonFiniteLossError(MedvizError):
     """The loss became NaN or infinite; training stopped without saving the broken weights."""
 
 
-class RunInterrupted(MedvizError):
-    """Training was stopped by a signal after saving a resumable checkpoint."""
-
-
 def _exit_now(signum, frame) -> None:
     os._exit(128 + signum)
 

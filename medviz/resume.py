@@ -3,7 +3,7 @@
 ``resume=true`` takes the newest earlier run of the same name (``<date>_<run_name>`` next to the
 new run's folder; in a sweep, the same job of the newest earlier sweep), ``resume=<folder>`` that
 folder. The run then writes into the earlier folder and continues from its newest readable
-checkpoint (see :func:`medviz.checkpoints.find_checkpoint`).
+checkpoint (see :func:`medviz.checkpoints.newest_checkpoint`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from medviz.checkpoints import check_identity, find_checkpoint
+from medviz.checkpoints import check_identity, newest_checkpoint
 from medviz.errors import ConfigError
 
 log = logging.getLogger("medviz")
@@ -45,8 +45,8 @@ def prepare_resume(folder: Path, method: str, backbone: str) -> Path:
     Lightning's CSV logger rewrites ``metrics.csv`` when a new process logs to it, so the earlier
     rows are kept as ``logs/metrics-until-<checkpoint>.csv``.
     """
-    checkpoint = find_checkpoint(folder)
-    check_identity(checkpoint, method, backbone)
+    checkpoint, contents = newest_checkpoint(folder)
+    check_identity(checkpoint, contents, method, backbone)
     log_file = folder / "logs" / "metrics.csv"
     if log_file.is_file():
         kept = log_file.with_name(f"metrics-until-{checkpoint.stem}.csv")
