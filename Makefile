@@ -24,16 +24,23 @@ $(STAMP): pyproject.toml
 run: install ## Train t-SimCNE on the built-in dataset (CPU quickstart) and print the map's metrics
 	$(PY) train.py experiment=quickstart
 
-test: install ## Run the test suite (fast; what CI runs)
-	$(PY) -m pytest
+test: install ## Run the test suite (fast; what CI runs), with the explorer's headless-browser tests
+	@if $(MAKE) --no-print-directory browser; then \
+		$(PY) -m pytest -m "not slow and not gpu"; \
+	else \
+		echo "medviz: chromium could not be installed (needs root or password-less sudo and apt);" \
+			"the explorer's browser tests are LEFT OUT of this run -- install chromium and chromium-driver, then make test"; \
+		$(PY) -m pytest; \
+	fi
 
 test-all: install browser ## Run every test, including those marked slow and browser
 	$(PY) -m pytest -m "not gpu"
 
 browser: ## Install Debian's chromium and chromedriver for the explorer's browser tests (needs root or sudo)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+		$$SUDO timeout 300 apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends chromium chromium-driver; }
 
 SYNTH_SWEEPS := multirun/synthblood_tables multirun/synthblood_tables_simclr multirun/synthblood_tables_byol
 

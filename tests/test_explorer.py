@@ -60,7 +60,7 @@ def browser():
 
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     assert chromium and driver, (
-        "the browser tests need Debian's chromium and chromium-driver (make test-all installs them)"
+        "the browser tests need Debian's chromium and chromium-driver (make browser installs them; make test does too)"
     )
     options = Options()
     for flag in (
