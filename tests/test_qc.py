@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.cluster import HDBSCAN
 
 from medviz.data.qc_inject import inject
 from medviz.data.synthblood import load_synthblood
@@ -66,6 +67,21 @@ def test_detector_flags_a_tight_cluster_and_an_island_and_little_else():
     for group in groups:
         flagged[group.indices] = True
     assert flagged[~planted].mean() < 0.02  # ordinary regions are rarely flagged
+
+
+def test_a_uniform_region_cut_into_small_clusters_raises_no_island():
+    # HDBSCAN splits an even spread of points into many small clusters (seed 0: 15 of them, each
+    # under 5 % of the points); they touch each other, so none is isolated and none is flagged.
+    coords = np.random.default_rng(0).uniform(0, 20, (1500, 2))
+    assert HDBSCAN(min_cluster_size=15, min_samples=10, copy=True).fit(coords).labels_.max() >= 5
+    assert find_groups(coords) == []
+
+
+def test_groups_carry_the_measures_behind_the_flag():
+    coords, planted = planted_map()
+    groups = {g.kind: g for g in find_groups(coords)}
+    assert groups["tight cluster"].spacing < 0.5
+    assert groups["isolated island"].gap >= 1.5
 
 
 def test_a_qc_run_reports_where_the_planted_images_landed(tmp_path):
