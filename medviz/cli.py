@@ -42,7 +42,14 @@ def _qc(args: argparse.Namespace) -> None:
 
     saved, data, injected = _finished_run(args.run)
     coords, labels = saved["embedding"], saved["labels"]
-    groups = find_groups(coords, data.images, min_size=args.min_size)
+    groups = find_groups(
+        coords,
+        data.images,
+        min_size=args.min_size,
+        tight_spacing=args.tight_spacing,
+        island_fraction=args.island_fraction,
+        island_gap=args.island_gap,
+    )
     out = args.out or args.run / "qc"
     report = write_report(out, coords, labels, list(saved["class_names"]), data.images, groups, injected)
     for number, group in enumerate(groups):
@@ -101,6 +108,21 @@ def parser() -> argparse.ArgumentParser:
     qc.add_argument("--run", type=Path, required=True, help="a finished run folder")
     qc.add_argument("--out", type=Path, help="where the report goes (default <run>/qc)")
     qc.add_argument("--min-size", type=int, default=10, help="smallest group worth flagging")
+    qc.add_argument(
+        "--tight-spacing",
+        type=float,
+        default=0.5,
+        help="a cluster is tight when its points' 10th-neighbour distance is under this share of the map's",
+    )
+    qc.add_argument(
+        "--island-fraction", type=float, default=0.05, help="an island holds fewer than this share of the points"
+    )
+    qc.add_argument(
+        "--island-gap",
+        type=float,
+        default=1.5,
+        help="an island's points lie at least this many typical spacings from the rest (median)",
+    )
     qc.set_defaults(run_command=_qc)
     embed = commands.add_parser(
         "embed", help="put new images into an existing t-SimCNE map (the run's preprocessing, no augmentation)"

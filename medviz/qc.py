@@ -29,6 +29,7 @@ import numpy as np
 from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 
+from medviz.errors import ConfigError
 from medviz.plots import plot_map
 
 
@@ -93,6 +94,13 @@ def find_groups(
 
     ``tight_spacing`` and ``island_gap`` are in units of the map's typical spacing (module docstring).
     """
+    if not (tight_spacing > 0 and 0 < island_fraction <= 1 and island_gap >= 0 and min_size >= 2):
+        raise ConfigError(
+            f"qc settings out of range: tight spacing {tight_spacing} (> 0), island fraction {island_fraction} "
+            f"(0-1], island gap {island_gap} (>= 0), min size {min_size} (>= 2)"
+        )
+    if len(coords) <= max(min_size, 15):
+        raise ConfigError(f"the map has {len(coords)} points; quality control needs more than {max(min_size, 15)}")
     k = min(k, len(coords) - 1)
     neighbour_distances, _ = NearestNeighbors(n_neighbors=k + 1).fit(coords).kneighbors(coords)
     spacing = neighbour_distances[:, -1]

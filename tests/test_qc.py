@@ -43,6 +43,8 @@ def test_bad_injection_settings():
         inject(data, "duplicates", 50, seed=0)
     with pytest.raises(ConfigError, match="choose one of: duplicates, artefacts"):
         inject(data, "smudges", 5, seed=0)
+    with pytest.raises(ConfigError, match="at least 16 images; 'synthblood' has 10"):
+        inject(load_synthblood(n_images=10, seed=0), "artefacts", 5, seed=0)
 
 
 def planted_map(seed: int = 0):
@@ -108,3 +110,11 @@ def test_a_qc_run_reports_where_the_planted_images_landed(tmp_path):
 def test_qc_presets_compose_with_the_quickstart():
     cfg = compose_config(["experiment=[quickstart,qc_artefacts]"])
     assert cfg.qc.inject == "artefacts" and cfg.qc.count == 50 and cfg.batch_size == 128
+
+
+def test_qc_settings_out_of_range_are_named():
+    coords, _ = planted_map()
+    with pytest.raises(ConfigError, match="island fraction 1.5"):
+        find_groups(coords, island_fraction=1.5)
+    with pytest.raises(ConfigError, match="the map has 12 points; quality control needs more than 15"):
+        find_groups(coords[:12])

@@ -64,6 +64,9 @@ def inject_artefacts(data: ImageArrays, count: int, seed: int) -> tuple[ImageArr
     return changed, injected
 
 
+# The maps QC needs more points than HDBSCANs smallest cluster (medviz.qc).
+MIN_QC_IMAGES = 16
+
 INJECTORS = {"duplicates": inject_duplicates, "artefacts": inject_artefacts}
 
 
@@ -73,6 +76,10 @@ def inject(data: ImageArrays, kind: str, count: int, seed: int) -> tuple[ImageAr
         raise ConfigError(f"qc.inject={kind} is not known; choose one of: {', '.join(INJECTORS)} (or null)")
     if isinstance(data.images, np.memmap):
         raise ConfigError(f"qc.inject needs a dataset in memory; '{data.name}' is memory-mapped from disk")
+    if len(data) < MIN_QC_IMAGES:
+        raise ConfigError(
+            f"qc.inject needs a dataset of at least {MIN_QC_IMAGES} images; '{data.name}' has {len(data)}"
+        )
     if not 1 <= count <= len(data):
         raise ConfigError(f"qc.count must be between 1 and the dataset's {len(data)} images, got {count}")
     return INJECTORS[kind](data, count, seed)
