@@ -182,7 +182,10 @@ def write_report(
         similarity = f"{group.image_similarity:.2f}" if group.image_similarity is not None else ""
         strip = ""
         if images is not None:
-            shown = images[group.indices[:20]]
+            # The group's core first: the members nearest its median point in the map.
+            centre = np.median(coords[group.indices], axis=0)
+            core = group.indices[np.argsort(np.linalg.norm(coords[group.indices] - centre, axis=1))]
+            shown = images[core[:20]]
             fig, axes = plt.subplots(1, len(shown), figsize=(len(shown), 1.1), squeeze=False)
             for ax, image in zip(axes[0], shown, strict=True):
                 ax.imshow(image)
