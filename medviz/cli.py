@@ -45,6 +45,7 @@ def _qc(args: argparse.Namespace) -> None:
     groups = find_groups(
         coords,
         data.images,
+        labels,
         min_size=args.min_size,
         tight_spacing=args.tight_spacing,
         island_fraction=args.island_fraction,
@@ -54,6 +55,8 @@ def _qc(args: argparse.Namespace) -> None:
     report = write_report(out, coords, labels, list(saved["class_names"]), data.images, groups, injected)
     for number, group in enumerate(groups):
         similarity = f", image correlation {group.image_similarity:.2f}" if group.image_similarity is not None else ""
+        if group.typical_similarity is not None:
+            similarity += f" (other images of its classes: {group.typical_similarity:.2f})"
         print(f"group {number}: {group.kind}, {group.size} images{similarity}")
     if injected is not None:
         print(f"planted images flagged: {recall(groups, injected):.3f} of {int(injected.sum())}")

@@ -147,7 +147,7 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
     elif cfg.eval.pixel_tsne:
         metrics.update(pixel_tsne_metrics(data, k=cfg.eval.knn_k, seed=cfg.seed))
     if injected is not None:  # where did the planted problems land? (paper Fig. 6)
-        groups = find_groups(coords, data.images)
+        groups = find_groups(coords, data.images, data.labels)
         metrics["qc_recall"] = recall(groups, injected)
         write_report(run_dir / "qc", coords, data.labels, list(data.class_names), data.images, groups, injected)
         log.info(f"quality control: {metrics['qc_recall']:.0%} of the planted images flagged; see {run_dir / 'qc'}")

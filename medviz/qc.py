@@ -16,7 +16,8 @@ of a point to its ``k``-th nearest neighbour). HDBSCAN (density-based; at least 
 Near-identical images packed tighter than HDBSCAN's smallest cluster are caught as well: any
 ``min_size`` points linked at 0.25 m (DBSCAN) form a tight cluster.
 
-Each group gets the mean pixel correlation of its images, so near-duplicate groups read as such.
+Each group gets the mean pixel correlation of its images next to that of as many other images of
+the same classes, so near-duplicate groups read as such.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Group:
     spacing: float  # median distance of a member to its k-th neighbour, in units of the map's typical one
     gap: float  # median distance of a member to the nearest non-member, same units
     image_similarity: float | None = None  # mean pairwise pixel correlation
+    typical_similarity: float | None = None  # the same for as many other images of the same classes
 
     @property
     def size(self) -> int:
@@ -81,16 +83,33 @@ def _with_stragglers(coords: np.ndarray, clusters: np.ndarray, label: int, reach
     return np.sort(np.concatenate([np.flatnonzero(clusters == label), noise[joins]]))
 
 
+def _lookalikes(labels: np.ndarray, members: np.ndarray, sample: int = 50, seed: int = 0) -> np.ndarray:
+    """Up to ``sample`` images outside the group with the labels of as many random members: a class-matched baseline."""
+    rng = np.random.default_rng(seed)
+    outside = np.ones(len(labels), bool)
+    outside[members] = False
+    picked = []
+    for member in rng.permutation(members)[:sample]:
+        same = np.flatnonzero(outside & (labels == labels[member]))
+        if len(same):
+            picked.append(int(rng.choice(same)))
+    return np.unique(picked).astype(int)
+
+
 def find_groups(
     coords: np.ndarray,
     images: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
     min_size: int = 10,
     k: int = 10,
     tight_spacing: float = 0.5,
     island_fraction: float = 0.05,
     island_gap: float = 1.5,
 ) -> list[Group]:
-    """Tight clusters and isolated islands of a map (N, 2); ``images`` (N, H, W, 3) adds their similarity.
+    """Tight clusters and isolated islands of a map (N, 2).
+
+    ``images`` (N, H, W, 3) adds each group's mean pixel correlation; ``labels`` (N,) adds the same
+    for other images of the group's classes, the baseline that tells near-duplicates apart.
 
     ``tight_spacing`` and ``island_gap`` are in units of the map's typical spacing (module docstring).
     """
@@ -125,6 +144,9 @@ def find_groups(
     if images is not None:
         for group in groups:
             group.image_similarity = image_similarity(images[group.indices])
+            lookalikes = _lookalikes(labels, group.indices) if labels is not None else []
+            if len(lookalikes) > 1:
+                group.typical_similarity = image_similarity(images[lookalikes])
     return sorted(groups, key=lambda g: -g.size)
 
 
@@ -180,6 +202,8 @@ def write_report(
             f"{class_names[n] if n >= 0 else 'unlabelled'} {c}" for n, c in zip(names, counts, strict=True)
         )
         similarity = f"{group.image_similarity:.2f}" if group.image_similarity is not None else ""
+        if group.typical_similarity is not None:
+            similarity += f" (its classes: {group.typical_similarity:.2f})"
         strip = ""
         if images is not None:
             # The group's core first: the members nearest its median point in the map.

@@ -118,3 +118,16 @@ def test_qc_settings_out_of_range_are_named():
         find_groups(coords, island_fraction=1.5)
     with pytest.raises(ConfigError, match="the map has 12 points; quality control needs more than 15"):
         find_groups(coords[:12])
+
+
+def test_a_duplicate_group_is_more_alike_than_other_images_of_its_class():
+    data = load_synthblood(n_images=600, seed=0)
+    grown, planted = inject(data, "duplicates", 100, seed=1)
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(-40, 40, (len(grown.class_names), 2))
+    coords = centres[grown.labels] + rng.normal(0, 3.0, (len(grown), 2))
+    coords[planted] = centres[grown.labels[planted]] + 8 + rng.normal(0, 0.05, (100, 2))
+    groups = find_groups(coords, grown.images, grown.labels)
+    tight = [g for g in groups if g.kind == "tight cluster"]
+    assert len(tight) == 1 and planted[tight[0].indices].mean() > 0.95
+    assert tight[0].image_similarity > tight[0].typical_similarity + 0.1
