@@ -49,7 +49,7 @@ def _qc(args: argparse.Namespace) -> None:
         min_size=args.min_size,
         tight_spacing=args.tight_spacing,
         island_fraction=args.island_fraction,
-        island_gap=args.island_gap,
+        island_separation=args.island_separation,
     )
     out = args.out or args.run / "qc"
     report = write_report(out, coords, labels, list(saved["class_names"]), data.images, groups, injected)
@@ -121,10 +121,10 @@ def parser() -> argparse.ArgumentParser:
         "--island-fraction", type=float, default=0.05, help="an island holds fewer than this share of the points"
     )
     qc.add_argument(
-        "--island-gap",
+        "--island-separation",
         type=float,
-        default=1.5,
-        help="an island's points lie at least this many typical spacings from the rest (median)",
+        default=1.75,
+        help="an island joins the rest of the map only across this many typical spacings (mutual reachability)",
     )
     qc.set_defaults(run_command=_qc)
     embed = commands.add_parser(
