@@ -23,13 +23,23 @@ def offline_run_dirs(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "wandb").glob("offline-run-*"))
 
 
-def read_records(offline_run: Path, wait_s: float = 15.0) -> list[wandb_internal_pb2.Record]:
-    """All records of one offline run folder (waits briefly: W&B's writer process flushes asynchronously)."""
+def read_records(offline_run: Path, wait_s: float = 60.0) -> list[wandb_internal_pb2.Record]:
+    """All records of one finished offline run folder.
+
+    W&B's service process writes the file asynchronously: ``finish()`` can return before the exit
+    record is on disk (seen on a loaded 2-core machine), so this re-reads until it is there.
+    """
     (path,) = offline_run.glob("run-*.wandb")
     deadline = time.monotonic() + wait_s
-    while path.stat().st_size == 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    raw = path.read_bytes()
+    while True:
+        records = _parse(path.read_bytes())
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.25)
+
+
+def _parse(raw: bytes) -> list[wandb_internal_pb2.Record]:
+    """Records of a LevelDB-log-framed file: 32 KiB blocks of (crc, length, kind) chunks."""
     records, piece, pos = [], b"", _HEADER
     while pos + _HEADER <= len(raw):
         left = _BLOCK - pos % _BLOCK
@@ -37,6 +47,8 @@ def read_records(offline_run: Path, wait_s: float = 15.0) -> list[wandb_internal
             pos += left
             continue
         _crc, length, kind = struct.unpack("<IHB", raw[pos : pos + _HEADER])
+        if pos + _HEADER + length > len(raw):  # a record still being written
+            break
         pos += _HEADER
         piece += raw[pos : pos + length]
         pos += length
