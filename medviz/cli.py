@@ -38,8 +38,9 @@ def _finished_run(run_dir: Path):
 
 
 def _qc(args: argparse.Namespace) -> None:
-    from medviz.qc import find_groups, recall, write_report
+    from medviz.qc import check_settings, find_groups, recall, write_report
 
+    check_settings(args.min_size, args.tight_spacing, args.island_fraction, args.island_separation)
     saved, data, injected = _finished_run(args.run)
     coords, labels = saved["embedding"], saved["labels"]
     groups = find_groups(

@@ -105,6 +105,14 @@ def test_a_qc_run_reports_where_the_planted_images_landed(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"planted images flagged: {metrics['qc_recall']:.3f} of 20" in done.stdout
     assert {"report.md", "flagged.csv", "overview.png"} <= {p.name for p in (tmp_path / "again").iterdir()}
+    refused = subprocess.run(
+        [sys.executable, "-m", "medviz", "qc", "--run", str(tmp_path), "--island-fraction", "2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert refused.returncode == 1 and "island fraction 2.0 (0-1]" in refused.stderr, refused.stderr[-3000:]
 
 
 def test_qc_presets_compose_with_the_quickstart():
