@@ -6,7 +6,7 @@
 * :class:`RunState` stores what Lightning does not: the random number generators (augmentations
   and data order continue exactly where they stopped) and which method and backbone wrote the
   checkpoint (resuming with another one is refused with a clear message).
-* :func:`find_checkpoint` picks the newest readable checkpoint of a run folder, falling back to
+* :func:`newest_checkpoint` reads the newest readable checkpoint of a run folder, falling back to
   older ones with a warning when the newest is corrupt. Everything is loaded with
   ``weights_only=True``: no pickled code from a checkpoint is ever executed.
 """
@@ -182,8 +182,3 @@ def newest_checkpoint(run_dir: Path) -> tuple[Path, dict]:
         f"none of the {len(candidates)} checkpoints in {folder} can be read (corrupt or truncated): "
         "start the run again without resume"
     )
-
-
-def find_checkpoint(run_dir: Path) -> Path:
-    """The path of :func:`newest_checkpoint`."""
-    return newest_checkpoint(run_dir)[0]

@@ -55,17 +55,14 @@ def _qc(args: argparse.Namespace) -> None:
     out = args.out or args.run / "qc"
     report = write_report(out, coords, labels, list(saved["class_names"]), data.images, groups, injected)
     for number, group in enumerate(groups):
-        similarity = f", image correlation {group.image_similarity:.2f}" if group.image_similarity is not None else ""
-        if group.typical_similarity is not None:
-            similarity += f" (other images of its classes: {group.typical_similarity:.2f})"
-        print(f"group {number}: {group.kind}, {group.size} images{similarity}")
+        correlation = f", image correlation {group.correlation}" if group.correlation else ""
+        print(f"group {number}: {group.kind}, {group.size} images{correlation}")
     if injected is not None:
         print(f"planted images flagged: {recall(groups, injected):.3f} of {int(injected.sum())}")
     print(f"report: {report}")
 
 
 def _figures(args: argparse.Namespace) -> None:
-
     from medviz.figures import all_figures
 
     saved, data, _ = _finished_run(args.run)
@@ -77,7 +74,6 @@ def _figures(args: argparse.Namespace) -> None:
 
 
 def _explore(args: argparse.Namespace) -> None:
-
     from medviz.explorer import write_explorer
 
     saved, data, _ = _finished_run(args.run)

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import to_hex
 from PIL import Image
+
+from medviz.plots import class_colours
 
 TEMPLATE = Path(__file__).with_name("explorer.html")
 
@@ -71,8 +72,7 @@ def write_explorer(
         size = min(images.shape[1], 48)
         thumbs[rows] = np.arange(len(rows))
         atlas = thumbnail_atlas(images, rows, size)
-    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
-    colours = [to_hex(cmap(k % cmap.N)) for k in range(max(1, len(class_names)))]
+    colours = [to_hex(colour) for colour in class_colours(max(1, len(class_names)))]  # as in the map figures
     data = {
         "x": _b64(coords[:, 0].astype(np.float32)),
         "y": _b64(coords[:, 1].astype(np.float32)),

@@ -11,6 +11,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def class_colours(n_classes: int) -> list[tuple[float, float, float, float]]:
+    """One RGBA colour per class, in class order: tab10 up to 10 classes, tab20 beyond."""
+    cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20")
+    return [cmap(slot % cmap.N) for slot in range(n_classes)]
+
+
 def grouped_palette(
     labels: np.ndarray, class_names: tuple[str, ...] | list[str], small_class_fraction: float
 ) -> tuple[np.ndarray, list[tuple[str, tuple]]]:
@@ -18,8 +24,8 @@ def grouped_palette(
     labelled images drawn in black as one entry (the paper's "OTH" for Leukemia's small classes)."""
     counts = np.bincount(labels[labels >= 0], minlength=len(class_names))
     small = counts < small_class_fraction * max(1, counts.sum())
-    cmap = plt.get_cmap("tab10" if (~small).sum() <= 10 else "tab20")
-    palette = {int(index): cmap(slot % cmap.N) for slot, index in enumerate(np.flatnonzero(~small))}
+    kept = np.flatnonzero(~small)
+    palette = {int(index): colour for index, colour in zip(kept, class_colours(len(kept)), strict=True)}
     colours = np.array([palette.get(int(lab), (0, 0, 0, 1)) if lab >= 0 else (0.6, 0.6, 0.6, 1) for lab in labels])
     legend = [(f"{class_names[i]} ({counts[i]})", colour) for i, colour in palette.items()]
     if small.any():

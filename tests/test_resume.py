@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from medviz.checkpoints import find_checkpoint
+from medviz.checkpoints import newest_checkpoint
 from medviz.errors import ConfigError
 from medviz.pipeline import train
 from tests.conftest import REPO, TINY, compose_config
@@ -67,7 +67,7 @@ def test_a_run_killed_in_any_stage_resumes_to_the_same_embedding(stage, uninterr
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL and not (run_dir / "embedding.npz").exists()
-    state = torch.load(find_checkpoint(run_dir), map_location="cpu", weights_only=True)
+    _, state = newest_checkpoint(run_dir)
     assert int(state["state_dict"]["stage_index"]) == stage  # killed inside the stage under test
 
     done = run(tmp_path / "resume-command", f"resume={run_dir}")
@@ -104,7 +104,7 @@ def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_good_one(finished,
     last = finished / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])  # truncated, as by a crash without atomic writes
     with caplog.at_level(logging.WARNING, logger="medviz"):
-        chosen = find_checkpoint(finished)
+        chosen, _ = newest_checkpoint(finished)
     assert chosen.name == "epoch0002.ckpt"
     assert "last.ckpt is unreadable" in caplog.text
 
@@ -113,7 +113,7 @@ def test_no_readable_checkpoint_is_a_clear_error(finished):
     for path in (finished / "checkpoints").glob("*.ckpt"):
         path.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="none of the 4 checkpoints .* can be read"):
-        find_checkpoint(finished)
+        newest_checkpoint(finished)
 
 
 def test_resume_true_continues_the_newest_earlier_run_of_the_same_name(tmp_path):
