@@ -9,7 +9,10 @@ from omegaconf import DictConfig
 
 from medviz.errors import MedvizError
 from medviz.pipeline import train
+from medviz.run_folder import register_resolvers
 from medviz.sweep import in_multirun
+
+register_resolvers()  # before Hydra resolves the run folder (conf/train.yaml)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -10,6 +10,8 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from medviz.build import (  # noqa: F401 -- build_data and build_loggers are part of this module's interface
@@ -23,6 +25,7 @@ from medviz.build import (  # noqa: F401 -- build_data and build_loggers are par
 )
 from medviz.config_checks import check_config
 from medviz.data import ArrayDataModule
+from medviz.errors import ConfigError
 from medviz.evaluation.tsne import feature_tsne
 from medviz.methods.base import ContrastiveMethod
 from medviz.outputs import (
@@ -35,6 +38,7 @@ from medviz.outputs import (
 )
 from medviz.qc import find_groups, recall, write_report
 from medviz.resume import prepare_resume, resume_folder
+from medviz.run_folder import holds_a_run
 from medviz.sweep import in_multirun
 from medviz.tracking import (
     close_loggers,
@@ -73,6 +77,8 @@ def train(cfg: DictConfig) -> dict:
     the next run starts with fresh loggers.
     """
     check_config(cfg)
+    with open_dict(cfg):
+        cfg.run_dir = str(own_run_folder(cfg.get("run_dir"), resuming=bool(cfg.get("resume"))))
     resumed = resume_folder(cfg.get("resume"), Path(cfg.run_dir), str(cfg.run_name), in_multirun())
     checkpoint = None
     if resumed is not None:  # continue in the earlier folder: every path below follows run_dir
@@ -97,6 +103,26 @@ def train(cfg: DictConfig) -> dict:
         report(run_dir, metrics)
     close_loggers(loggers, failed=False)
     return metrics
+
+
+def own_run_folder(run_dir: str | None, resuming: bool) -> Path:
+    """This run's folder: ``run_dir`` when set, else Hydra's (made unique by :mod:`medviz.run_folder`).
+
+    A folder that already holds a run is never written over: continuing it takes ``resume``.
+    """
+    if run_dir and in_multirun():
+        raise ConfigError(
+            f"run_dir={run_dir} names the folder of one run, but a sweep writes one folder per job: "
+            "set hydra.sweep.dir=<folder> instead"
+        )
+    folder = Path(run_dir) if run_dir else Path(HydraConfig.get().runtime.output_dir)
+    # DDP's other processes start after process 0 wrote its config: they join the same run.
+    if holds_a_run(folder) and not resuming and rank_zero_only.rank == 0:
+        raise ConfigError(
+            f"{folder} already holds a run (its config, checkpoints or results); nothing was changed. "
+            f"Continue it with resume={folder}, or choose a new folder (leave run_dir unset for a fresh one)"
+        )
+    return folder
 
 
 def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], checkpoint: Path | None = None) -> dict:

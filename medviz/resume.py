@@ -1,8 +1,8 @@
 """``resume=``: which earlier run folder a command continues, and preparing that folder for it.
 
-``resume=true`` takes the newest earlier run of the same name (``<date>_<run_name>`` next to the
-new run's folder; in a sweep, the same job of the newest earlier sweep), ``resume=<folder>`` that
-folder. The run then writes into the earlier folder and continues from its newest readable
+``resume=true`` takes the newest earlier run of the same name (``<stamp>[-n]_<run_name>`` next to
+the new run's folder, see :mod:`medviz.run_folder`; in a sweep, the same job of the newest earlier
+sweep), ``resume=<folder>`` that folder. The run then writes into the earlier folder and continues from its newest readable
 checkpoint (see :func:`medviz.checkpoints.newest_checkpoint`).
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from medviz.checkpoints import check_identity, newest_checkpoint
 from medviz.errors import ConfigError
+from medviz.run_folder import folder_order
 
 log = logging.getLogger("medviz")
 
@@ -22,10 +23,14 @@ def resume_folder(resume: object, run_dir: Path, run_name: str, in_multirun: boo
     if resume is None or resume is False:
         return None
     if resume is True:
-        root, pattern = (
-            (run_dir.parent.parent, f"*/{run_dir.name}") if in_multirun else (run_dir.parent, f"*_{run_name}")
-        )
-        earlier = sorted(p for p in root.glob(pattern) if p != run_dir and (p / "checkpoints").is_dir())
+        if in_multirun:  # the same job of an earlier sweep: <sweeps>/<sweep folder>/<job folder>
+            root = run_dir.parent.parent
+            found = [(folder_order(p.parent.name), p) for p in root.glob(f"*/{run_dir.name}")]
+        else:  # <outputs>/<stamp>[-n]_<run name>; names of other runs never match
+            root = run_dir.parent
+            found = [(folder_order(p.name, run_name), p) for p in root.iterdir() if p.is_dir()]
+        earlier = [p for key, p in sorted((k, p) for k, p in found if k is not None)]
+        earlier = [p for p in earlier if p != run_dir and (p / "checkpoints").is_dir()]
         if not earlier:
             raise ConfigError(
                 f"resume=true found no earlier run of {run_name} with checkpoints in {root}; "

@@ -1,0 +1,121 @@
+"""Every run owns its folder: a unique name, created atomically before Hydra logs into it.
+
+Hydra names a run folder from the time in seconds (``outputs/<date>_<time>_<run name>``), so two
+runs started in the same second would share one folder and write into each other's files. The
+resolvers here create the folder themselves with ``os.mkdir`` (which fails when the folder
+exists, also across processes and on shared file systems) and add ``-2``, ``-3``, ... to the time
+stamp until the name is free: ``outputs/2026-12-02_10-00-00-2_synthblood-...``. The counter sits
+before the run name, so ``resume=true`` still finds the runs of one name (:func:`newest_run`).
+
+A folder given by the user (``run_dir=<folder>``) is created and checked for writing here too,
+before Hydra starts its log, so a read-only place is one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
+_STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
+# One answer per process and request: Hydra resolves its run folder more than once.
+_created: dict[tuple[str, str], Path] = {}
+_start_stamp: str | None = None
+
+
+def _stamp() -> str:
+    """The time this process first asked for a folder (one stamp for all of its folders)."""
+    global _start_stamp
+    if _start_stamp is None:
+        _start_stamp = time.strftime(STAMP_FORMAT)
+    return _start_stamp
+
+
+def _fail(message: str) -> None:
+    # Raised inside Hydra's config resolution, an exception would come out wrapped in a traceback;
+    # the message alone says what to do.
+    print(f"medviz: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def claim_new_folder(parent: Path, suffix: str = "") -> Path:
+    """Create ``parent/<stamp>[-n]<suffix>`` atomically and return it; ``n`` counts up from 2 while taken."""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = _stamp()
+    for attempt in range(1, 10_000):
+        folder = parent / (f"{stamp}{suffix}" if attempt == 1 else f"{stamp}-{attempt}{suffix}")
+        try:
+            os.mkdir(folder)
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free run folder name under {parent} for {stamp}{suffix}")
+
+
+def run_folder(run_dir: str | None, parent: str, run_name: str) -> str:
+    """Resolver ``medviz_run_folder``: ``run_dir`` when given, else a new unique folder under ``parent``."""
+    key = (str(run_dir), f"{parent}/{run_name}")
+    if key not in _created:
+        try:
+            if run_dir:
+                folder = Path(run_dir).expanduser()
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".medviz-write-check-{os.getpid()}"
+                probe.touch()
+                probe.unlink()
+            else:
+                folder = claim_new_folder(Path(parent), f"_{run_name}")
+        except OSError as err:
+            where = run_dir or parent
+            _fail(
+                f"cannot write the run folder under {where} ({type(err).__name__}: {err.strerror or err}). "
+                "Choose a writable folder: run_dir=<folder> (or run from a folder you can write to)"
+            )
+        _created[key] = folder
+    return str(_created[key])
+
+
+def sweep_folder(parent: str) -> str:
+    """Resolver ``medviz_sweep_folder``: a new unique sweep folder ``parent/<stamp>[-n]``."""
+    key = ("sweep", parent)
+    if key not in _created:
+        try:
+            _created[key] = claim_new_folder(Path(parent))
+        except OSError as err:
+            _fail(
+                f"cannot create a sweep folder under {parent} ({type(err).__name__}: {err.strerror or err}). "
+                "Choose a writable one: hydra.sweep.dir=<folder>"
+            )
+    return str(_created[key])
+
+
+def register_resolvers() -> None:
+    """Make ``${medviz_run_folder:...}`` and ``${medviz_sweep_folder:...}`` known (``conf/train.yaml``)."""
+    # use_cache: the cache travels with the config to a sweep's jobs (also to other processes), so
+    # every job of a sweep sees the one folder that was created.
+    for name, resolver in (("medviz_run_folder", run_folder), ("medviz_sweep_folder", sweep_folder)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver, use_cache=True)
+
+
+def folder_order(name: str, run_name: str | None = None) -> tuple[str, int] | None:
+    """(stamp, counter) of a folder this module named, for sorting by age; None for any other name.
+
+    ``run_name`` None matches sweep folders (``<stamp>[-n]``), otherwise run folders of that name.
+    """
+    tail = "" if run_name is None else "_" + re.escape(run_name)
+    match = re.fullmatch(rf"({_STAMP})(?:-(\d+))?{tail}", name)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2) or 1)
+
+
+def holds_a_run(folder: Path) -> bool:
+    """Whether a training run already wrote into ``folder`` (its config, checkpoints or results)."""
+    markers = ("config.yaml", "checkpoints", "embedding.npz", "metrics.json")
+    return any((folder / marker).exists() for marker in markers)
