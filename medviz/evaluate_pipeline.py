@@ -17,7 +17,8 @@ from medviz.data.arrays import ImageArrays
 from medviz.evaluation import paper_numbers
 from medviz.evaluation.imagenet_features import imagenet_features
 from medviz.evaluation.linear import linear_probe_accuracy
-from medviz.evaluation.tables import aggregate, find_run_dirs, load_run, to_csv, to_markdown
+from medviz.evaluation.sweep_jobs import MissingJob, missing_in
+from medviz.evaluation.tables import add_missing, aggregate, find_run_dirs, load_run, to_csv, to_markdown
 from medviz.evaluation.tsne import feature_tsne, pixel_tsne
 from medviz.outputs import map_metrics, save_embedding, save_map_figure, write_metrics
 from medviz.pipeline import build_data
@@ -93,14 +94,22 @@ TABLES = {
 ABLATION_AUGS = {"randrot", "nocrop", "nojitter", "nogray"}
 
 
-def write_tables(run_dirs: list[Path], numbers: list[int], out_dir: Path, with_paper: bool) -> list[Path]:
-    """Markdown and CSV for each requested table; returns the Markdown paths."""
+def write_tables(
+    run_dirs: list[Path], numbers: list[int], out_dir: Path, with_paper: bool, missing: list[MissingJob] = ()
+) -> list[Path]:
+    """Markdown and CSV for each requested table; returns the Markdown paths.
+
+    ``missing``: sweep jobs without results; each counts in its cell (n=k of m) and is listed under the table.
+    """
     results = [load_run(d) for d in run_dirs]
     written = []
     for number in numbers:
         stem, title, metric, percent, paper = TABLES[number]
         rows = [r for r in results if (r.method == "tsimcne" and r.aug in ABLATION_AUGS) or number != 4]
         table = aggregate(rows, metric)
+        absent = [j for j in missing if number != 4 or (j.row and j.row[0] == "tsimcne" and j.row[1] in ABLATION_AUGS)]
+        if table:
+            add_missing(table, absent)
         if number == 4:  # Table 4 also reports silhouette
             sil = aggregate(rows, "silhouette")
             extra = to_markdown(
@@ -112,6 +121,9 @@ def write_tables(run_dirs: list[Path], numbers: list[int], out_dir: Path, with_p
             log.warning(f"no runs report {metric}: {stem} skipped")
             continue
         markdown = to_markdown(table, title, percent, paper if with_paper else None) + ("\n" + extra if extra else "")
+        if absent:
+            markdown += "\nSweep jobs without results (not in the means above):\n\n"
+            markdown += "".join(f"- {job.describe()}\n" for job in absent)
         path = out_dir / f"{stem}.md"
         path.write_text(markdown)
         to_csv(table, out_dir / f"{stem}.csv", paper if with_paper else None)
@@ -159,7 +171,10 @@ def evaluate(cfg: DictConfig) -> None:
             )
     if cfg.runs or baseline_dirs:
         run_dirs = find_run_dirs(list(cfg.runs)) + baseline_dirs
-        write_tables(run_dirs, list(cfg.tables), out_dir, cfg.paper)
+        missing = missing_in([Path(p) for p in cfg.runs])
+        for job in missing:
+            log.warning(f"left out of the tables: {job.describe()}")
+        write_tables(run_dirs, list(cfg.tables), out_dir, cfg.paper, missing)
         print(f"tables written to {out_dir}")
     if cfg.figure2:
         print(f"figure 2: {figure2(dict(cfg.figure2), out_dir, cfg.small_class_fraction)}")

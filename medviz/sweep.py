@@ -3,8 +3,9 @@
 :class:`SweepSummary` is a Hydra callback (``hydra.callbacks`` in ``conf/train.yaml``). After
 every job it writes ``status.json`` into the job's folder and rewrites ``summary.csv`` and
 ``summary.md`` in the sweep folder from all jobs finished so far -- so the summary exists even
-when a job fails (Hydra then ends the sweep with an error after running every job) or the sweep
-is stopped, and jobs run by a cluster launcher in other processes add their own rows.
+when a job fails or the sweep is stopped, and jobs run by a cluster launcher in other processes
+add their own rows. A failed job is recorded, the other jobs run, and the sweep ends with the
+summary and one line naming the failed jobs (exit 1), not a traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import io
 import json
 import logging
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,9 @@ def sweep_name() -> str | None:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return None
-    return Path(hydra_cfg.sweep.dir).name
+    # The job's folder is <sweep folder>/<job>. Not hydra.sweep.dir: HydraConfig holds a copy of the
+    # config without its resolver cache, so a time stamp in it would be resolved anew, to another time.
+    return Path(hydra_cfg.runtime.output_dir).parent.name
 
 
 def in_multirun() -> bool:
@@ -54,6 +58,9 @@ class SweepSummary(Callback):
         hydra_cfg = job_return.hydra_cfg.hydra
         if hydra_cfg.mode != RunMode.MULTIRUN:
             return
+        # The job's own config keeps the resolver cache, so its sweep folder is the one the jobs
+        # write into (job_return.hydra_cfg would resolve a time stamp again, to a later second).
+        sweep_dir = Path(str(config.hydra.sweep.dir))
         failed = job_return.status == JobStatus.FAILED
         error = job_return._return_value if failed else None  # reading .return_value would re-raise it
         status = {
@@ -70,13 +77,24 @@ class SweepSummary(Callback):
             )
             if not isinstance(error, MedvizError):  # a bug, not bad input: keep the traceback in the job's log
                 log.error("".join(traceback.format_exception(error)))
-        write_summary(Path(hydra_cfg.sweep.dir))
+            # The failure is recorded and reported: marked done here, Hydra's sweeper does not re-raise
+            # it after the last job (which would skip on_multirun_end, its summary and our exit code).
+            job_return.status = JobStatus.COMPLETED
+            job_return.return_value = None
+        write_summary(sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        paths = write_summary(Path(config.hydra.sweep.dir))
-        if paths:
-            print(Path(paths[1]).read_text(), flush=True)
-            print(f"sweep summary: {paths[0]} and {paths[1]}", flush=True)
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        paths = write_summary(sweep_dir)
+        if not paths:
+            return
+        print(Path(paths[1]).read_text(), flush=True)
+        print(f"sweep summary: {paths[0]} and {paths[1]}", flush=True)
+        failed = [row for row in collect_jobs(sweep_dir) if row["status"] == "failed"]
+        if failed:
+            jobs = ", ".join(f"job {row['job']} ({' '.join(row['overrides'])}): {row['error']}" for row in failed)
+            print(f"medviz: error: {len(failed)} sweep job(s) failed -- {jobs}", file=sys.stderr, flush=True)
+            sys.exit(1)
 
 
 def describe_error(error: BaseException | None) -> str:

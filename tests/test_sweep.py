@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from medviz.pipeline import train
 from tests.conftest import REPO, TINY, compose_config
@@ -92,3 +94,31 @@ def test_the_same_seed_reproduces_the_run_and_another_seed_does_not(tmp_path):
         k: v for k, v in again_metrics.items() if k != "train_minutes"
     }
     assert not np.allclose(first, other)
+
+
+def run_sweep_in(work, *overrides: str) -> subprocess.CompletedProcess:
+    """A sweep into the default folder (multirun/<date>_<time>) of the working folder ``work``."""
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", *TINY_STAGES, "eval.snapshot_every=0", *overrides]
+    return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize(("sizes", "failed_job"), [("96,0,96", 1), ("96,96,0", 2)])
+def test_a_failed_middle_or_last_job_keeps_the_summary_and_ends_with_one_line(sizes, failed_job, tmp_path):
+    done = run_sweep_in(tmp_path, f"dataset.source.n_images={sizes}")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert f"medviz: error: 1 sweep job(s) failed -- job {failed_job} (" in done.stderr
+    (sweep,) = (tmp_path / "multirun").iterdir()
+    statuses = [row["status"] for row in read_summary(sweep)]
+    assert statuses == ["failed" if job == failed_job else "completed" for job in range(3)]
+    assert "3 runs, 2 completed, 1 failed" in (sweep / "summary.md").read_text()
+    if failed_job == 2:  # evaluate.py names the failed job and counts it in its cell
+        out = tmp_path / "tables"
+        cmd = [sys.executable, str(REPO / "evaluate.py"), f"runs=[{sweep}]", "tables=[2]", f"hydra.run.dir={out}"]
+        shutil.rmtree(next(sweep.glob("1_*")))  # and a job that never started
+        evaluated = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        table = (out / "table2_knn.md").read_text()
+        assert "(n=1 of 2)" in table  # job 0 finished, job 2 failed; job 1's cell is unknown
+        assert f"{sweep.name} job 2 (" in table and "failed: synthblood needs dataset.source.n_images >= 1" in table
+        assert f"{sweep.name} job 1 (overrides unknown) never started" in evaluated.stderr + evaluated.stdout

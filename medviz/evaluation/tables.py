@@ -17,8 +17,7 @@ import numpy as np
 import yaml
 
 from medviz.evaluation.paper_numbers import Table
-
-RowKey = tuple[str, str]
+from medviz.evaluation.sweep_jobs import MissingJob, RowKey
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,7 @@ class Cell:
     """Mean and std over seeds of one metric (std = 0 for a single run)."""
 
     values: list[float]
+    missing: int = 0  # jobs of this cell that failed or did not finish (see medviz.evaluation.sweep_jobs)
 
     @property
     def mean(self) -> float:
@@ -82,11 +82,22 @@ def aggregate(results: Iterable[RunResult], metric: str) -> dict[RowKey, dict[st
     return dict(table)
 
 
+def add_missing(table: dict[RowKey, dict[str, Cell]], jobs: Iterable[MissingJob]) -> None:
+    """Count each job without results in its cell, so the cell shows n of the runs it should hold."""
+    for job in jobs:
+        if job.row is not None and job.dataset is not None:
+            table.setdefault(job.row, {}).setdefault(job.dataset, Cell([])).missing += 1
+
+
 def best_rows(table: dict[RowKey, dict[str, Cell]], dataset: str) -> set[RowKey]:
     """Within each method, the augmentation(s) with the highest mean on ``dataset`` (paper's bold)."""
     best: set[RowKey] = set()
     for method in {m for m, _ in table}:
-        cells = {key: row[dataset].mean for key, row in table.items() if key[0] == method and dataset in row}
+        cells = {
+            key: row[dataset].mean
+            for key, row in table.items()
+            if key[0] == method and dataset in row and row[dataset].values
+        }
         if len(cells) > 1:
             top = max(cells.values())
             best |= {key for key, value in cells.items() if np.isclose(value, top, atol=5e-4)}
@@ -109,9 +120,15 @@ def to_markdown(table: dict[RowKey, dict[str, Cell]], title: str, percent: bool,
         cells = []
         for dataset in datasets:
             cell = table[key].get(dataset)
-            text = "–" if cell is None else _format(cell.mean, cell.std if len(cell.values) > 1 else None, percent)
+            text = (
+                "–"
+                if not (cell and cell.values)
+                else _format(cell.mean, cell.std if len(cell.values) > 1 else None, percent)
+            )
             if cell is not None and key in bold[dataset]:
                 text = f"**{text}**"
+            if cell is not None and cell.missing:
+                text += f" (n={len(cell.values)} of {len(cell.values) + cell.missing})"
             if paper is not None:
                 ref = paper.get(key, {}).get(dataset)
                 text += " / " + ("–" if ref is None else _format(ref[0], ref[1], percent))
@@ -119,6 +136,8 @@ def to_markdown(table: dict[RowKey, dict[str, Cell]], title: str, percent: bool,
         lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
     if paper is not None:
         lines += ["", "Cells: ours / the paper's. Ours: mean ± std over seeds (n in the CSV)."]
+    if any(cell.missing for row in table.values() for cell in row.values()):
+        lines += ["", "(n=k of m): only k of the cell's m sweep jobs finished; the others are listed below."]
     return "\n".join(lines) + "\n"
 
 
@@ -126,9 +145,12 @@ def to_csv(table: dict[RowKey, dict[str, Cell]], path: Path, paper: Table | None
     """One line per (method, augmentation, dataset): mean, std, n, and the paper's mean/std."""
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["method", "augmentation", "dataset", "mean", "std", "n", "paper_mean", "paper_std"])
+        writer.writerow(
+            ["method", "augmentation", "dataset", "mean", "std", "n", "n_missing", "paper_mean", "paper_std"]
+        )
         for key in sorted(table):
             for dataset, cell in sorted(table[key].items()):
                 ref = (paper or {}).get(key, {}).get(dataset, (None, None))
-                writer.writerow([*key, dataset, cell.mean, cell.std, len(cell.values), ref[0], ref[1]])
+                mean, std = (cell.mean, cell.std) if cell.values else ("", "")
+                writer.writerow([*key, dataset, mean, std, len(cell.values), cell.missing, ref[0], ref[1]])
     return path
