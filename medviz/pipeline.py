@@ -9,9 +9,9 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from medviz.build import (  # noqa: F401 -- build_data and build_loggers are part of this module's interface

@@ -2,8 +2,8 @@
 
 ``resume=true`` takes the newest earlier run of the same name (``<stamp>[-n]_<run_name>`` next to
 the new run's folder, see :mod:`medviz.run_folder`; in a sweep, the same job of the newest earlier
-sweep), ``resume=<folder>`` that folder. The run then writes into the earlier folder and continues from its newest readable
-checkpoint (see :func:`medviz.checkpoints.newest_checkpoint`).
+sweep), ``resume=<folder>`` that folder. The run then writes into the earlier folder and
+continues from its newest readable checkpoint (see :func:`medviz.checkpoints.newest_checkpoint`).
 """
 
 from __future__ import annotations
