@@ -52,7 +52,7 @@ tables-synthblood: install ## CPU miniature of Tables 2-3 on synthblood: t-SimCN
 
 tables-synthblood-report: install ## Write Tables 2-3 for synthblood from the sweeps above (adds the pixel t-SNE baseline)
 	$(PY) evaluate.py "runs=[$(subst $(space),$(comma),$(strip $(wildcard $(SYNTH_SWEEPS))))]" baselines=[pixels] \
-		dataset.source.n_images=2000 tables=[2,3] hydra.run.dir=evaluations/synthblood_tables
+		dataset.n_images=2000 tables=[2,3] hydra.run.dir=evaluations/synthblood_tables
 
 lint: install ## Lint with ruff
 	$(PY) -m ruff check .

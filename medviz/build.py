@@ -18,6 +18,7 @@ from medviz.callbacks import MapSnapshot, StageSchedule
 from medviz.checkpoints import AtomicCheckpointIO, RunState
 from medviz.data import ImageArrays
 from medviz.data.qc_inject import inject
+from medviz.data.subset import stratified_subset
 from medviz.errors import ConfigError, MedvizError
 from medviz.faults import NonFiniteLossGuard, SaveOnInterrupt
 from medviz.methods.base import ContrastiveMethod
@@ -47,7 +48,10 @@ def build(node: DictConfig, group: str, **kwargs):
 
 
 def build_data(cfg: DictConfig) -> ImageArrays:
+    """The dataset's images; a class-stratified subset of them when ``dataset.n_images`` is set."""
     data: ImageArrays = build(cfg.dataset.source, "dataset")
+    if cfg.dataset.get("n_images") is not None:
+        data = stratified_subset(data, int(cfg.dataset.n_images), seed=int(cfg.dataset.get("subset_seed", 0)))
     counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
     log.info(f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; classes: {counts}")
     return data

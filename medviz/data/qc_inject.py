@@ -75,7 +75,10 @@ def inject(data: ImageArrays, kind: str, count: int, seed: int) -> tuple[ImageAr
     if kind not in INJECTORS:
         raise ConfigError(f"qc.inject={kind} is not known; choose one of: {', '.join(INJECTORS)} (or null)")
     if isinstance(data.images, np.memmap):
-        raise ConfigError(f"qc.inject needs a dataset in memory; '{data.name}' is memory-mapped from disk")
+        raise ConfigError(
+            f"qc.inject needs a dataset in memory; '{data.name}' is memory-mapped from disk: plant the problems "
+            "in a subset that fits in memory with dataset.n_images=<N> (e.g. 20000)"
+        )
     if len(data) < MIN_QC_IMAGES:
         raise ConfigError(
             f"qc.inject needs a dataset of at least {MIN_QC_IMAGES} images; '{data.name}' has {len(data)}"
