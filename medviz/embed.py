@@ -16,6 +16,7 @@ from omegaconf import OmegaConf, open_dict
 
 from medviz.build import build_method
 from medviz.checkpoints import newest_checkpoint
+from medviz.data.dtypes import as_uint8
 from medviz.data.errors import DataError
 from medviz.data.images_io import IMAGE_SUFFIXES, read_many
 from medviz.errors import ConfigError
@@ -72,11 +73,12 @@ def read_images(source: Path, size: int) -> tuple[np.ndarray, list[str]]:
                 raise DataError(f"{source} has no 'images' or '<split>_images' array (it has {archive.files})")
             arrays = [archive[key] for key in keys]
         images = np.concatenate([a if a.ndim == 4 else np.repeat(a[..., None], 3, axis=-1) for a in arrays])
-        if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3):
+        if images.shape[1:] != (size, size, 3):
             raise DataError(
-                f"{source}: images must be uint8 of {size}x{size}(x3) like the training images, got "
-                f"{images.dtype} {images.shape[1:]}; resize them first or pass a folder (resized on reading)"
+                f"{source}: images must be {size}x{size}(x3) like the training images, got "
+                f"{images.shape[1:]}; resize them first or pass a folder (resized on reading)"
             )
+        images = as_uint8(images, f"{source} ({', '.join(keys)})")
         names = [f"{key}[{i}]" for key, a in zip(keys, arrays, strict=True) for i in range(len(a))]
         return images, names
     raise DataError(f"--images {source}: expected a folder of images or an .npz file")

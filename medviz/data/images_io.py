@@ -9,20 +9,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from medviz.data.dtypes import as_uint8
+
 log = logging.getLogger("medviz")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
-def to_rgb_uint8(image: Image.Image) -> Image.Image:
+def to_rgb_uint8(image: Image.Image, source: str = "image") -> Image.Image:
     """RGB, RGBA, grayscale, palette or 16-bit images -> 8-bit RGB (alpha dropped)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image, dtype=np.float64)
         low, high = float(array.min()), float(array.max())
         scaled = (array - low) / (high - low) * 255 if high > low else np.zeros_like(array)
         image = Image.fromarray(scaled.astype(np.uint8))
-    if image.mode == "F":
-        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8))
+    if image.mode == "F":  # 32-bit float: [0, 1] or [0, 255] intensities, anything else refused
+        image = Image.fromarray(as_uint8(np.asarray(image), source))
     return image.convert("RGB")
 
 
@@ -30,7 +32,7 @@ def read_resized(path: Path, size: int) -> np.ndarray:
     """One file -> uint8 (size, size, 3); raises OSError/UnidentifiedImageError when unreadable."""
     with Image.open(path) as image:
         image.load()
-        rgb = to_rgb_uint8(image)
+        rgb = to_rgb_uint8(image, str(path))
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(rgb, dtype=np.uint8)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from medviz.data.arrays import ImageArrays
+from medviz.data.dtypes import as_uint8
 from medviz.data.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -73,12 +74,21 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             labels = [npz[f"{s}_labels"] for s in SPLITS]
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
         raise DataError(f"{path} is truncated or not an npz file ({err}). Delete it and download it again.") from None
+    for split_name, x, y in zip(SPLITS, images, labels, strict=True):
+        if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] != 3):
+            raise DataError(f"{path}: {split_name}_images has shape {x.shape}; expected (N, S, S, 3) or (N, S, S)")
+        if y.ndim == 0 or len(y) != len(x):
+            raise DataError(
+                f"{path}: {split_name}_images has {len(x)} images but {split_name}_labels has shape {y.shape}; "
+                f"expected one label row per image, shape ({len(x)}, 1). Download the file again."
+            )
     split = np.concatenate([np.full(len(x), s) for s, x in zip(SPLITS, images, strict=True)])
-    images = np.concatenate(images)
+    images = as_uint8(np.concatenate(images), f"{path} ({', '.join(f'{s}_images' for s in SPLITS)})")
     if images.ndim == 3:  # grayscale flags: (N, S, S) -> RGB
         images = np.repeat(images[..., None], 3, axis=-1)
-    labels = np.concatenate(labels).reshape(len(images), -1)
-    return np.ascontiguousarray(images, dtype=np.uint8), labels[:, 0].astype(np.int64), split
+    # Multi-label flags (ChestMNIST: (N, 14)) are coloured by their first label.
+    labels = np.concatenate([y.reshape(len(y), -1)[:, 0] for y in labels])
+    return np.ascontiguousarray(images), labels.astype(np.int64), split
 
 
 def load_medmnist(

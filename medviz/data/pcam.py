@@ -89,6 +89,8 @@ def _build_cache(xs: list[Path], ys: list[Path], images_path: Path, meta_path: P
     for name, x_path, y_path in zip(SPLITS, xs, ys, strict=True):
         with _open(x_path, "x") as hx, _open(y_path, "y") as hy:
             _check_shapes(x_path, hx["x"].shape, (96, 96, 3))
+            if hx["x"].dtype != np.uint8:  # copied block by block: a cast would wrap values silently
+                raise DataError(f"{x_path}: images are {hx['x'].dtype}; the original PCam files hold uint8 (0-255)")
             if len(hy["y"]) != len(hx["x"]):
                 raise DataError(f"{y_path} has {len(hy['y'])} labels but {x_path} has {len(hx['x'])} images")
             labels.append(np.asarray(hy["y"]).reshape(-1).astype(np.int64))

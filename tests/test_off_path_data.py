@@ -1,0 +1,85 @@
+"""Data off the fixtures' path: other dtypes, mismatched arrays, nested folders, the real archive layout."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medviz.data.dtypes import as_uint8
+from medviz.data.errors import DataError
+from medviz.data.folder import load_folder
+from medviz.data.medmnist_source import load_medmnist
+from tests.formats import write_medmnist_npz
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVIZ_CACHE", str(tmp_path / "cache"))
+
+
+def rewrite_npz(path, **changes) -> None:
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    for key, change in changes.items():
+        arrays[key] = change(arrays[key]) if callable(change) else change
+    np.savez(path, **arrays)
+
+
+def as_float_images(path, scale: float) -> dict[str, np.ndarray]:
+    with np.load(path) as npz:
+        return {k: npz[k].astype(np.float32) / scale for k in npz.files if k.endswith("_images")}
+
+
+def test_float_images_in_0_1_are_scaled_not_truncated(tmp_path, caplog):
+    path = write_medmnist_npz(tmp_path, "bloodmnist", n_classes=8)
+    original = load_medmnist("bloodmnist", root=str(tmp_path)).images
+    rewrite_npz(path, **as_float_images(path, 255.0))
+    with caplog.at_level(logging.WARNING, logger="medviz"):
+        data = load_medmnist("bloodmnist", root=str(tmp_path))
+    assert data.images.dtype == np.uint8 and np.array_equal(data.images, original)  # not {0, 1}
+    assert "float32 with values 0 to 1" in caplog.text and "scaled to 0-255" in caplog.text
+
+
+def test_float_images_in_0_255_keep_their_values(tmp_path):
+    path = write_medmnist_npz(tmp_path, "bloodmnist", n_classes=8)
+    original = load_medmnist("bloodmnist", root=str(tmp_path)).images
+    rewrite_npz(path, **as_float_images(path, 1.0))
+    assert np.array_equal(load_medmnist("bloodmnist", root=str(tmp_path)).images, original)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.full((2, 4, 4, 3), 1000, np.uint16), "uint16 with values 1000 to 1000, outside both"),
+        (np.full((2, 4, 4, 3), -0.5, np.float32), "float32 with values -0.5 to -0.5"),
+        (np.full((2, 4, 4, 3), np.nan, np.float64), "float64 and contain NaN or infinite"),
+        (np.ones((2, 4, 4, 3), bool), "bool, which medviz cannot read"),
+    ],
+)
+def test_other_dtypes_are_refused_naming_file_dtype_and_range(array, message):
+    with pytest.raises(DataError, match=f"cells.npz: images are {message}"):
+        as_uint8(array, "cells.npz")
+
+
+def test_integers_within_8_bits_are_stored_unchanged():
+    array = np.arange(256, dtype=np.int64).reshape(1, 16, 16, 1)
+    assert np.array_equal(as_uint8(array, "x"), array.astype(np.uint8))
+
+
+def test_labels_that_do_not_match_the_images_name_the_split(tmp_path):
+    path = write_medmnist_npz(tmp_path, "bloodmnist", n_classes=8)
+    rewrite_npz(path, train_labels=lambda y: y[:10])
+    with pytest.raises(DataError, match=r"train_images has 12 images but train_labels has shape \(10, 1\)"):
+        load_medmnist("bloodmnist", root=str(tmp_path))
+
+
+def test_float_tiffs_in_a_folder_are_scaled(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / "cells" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "cells" / name / f"{i}.tif")
+    data = load_folder(str(tmp_path / "cells"), size=8)
+    assert np.all(data.images == 128)  # 0.5 of full scale, not clipped to 0
