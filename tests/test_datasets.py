@@ -126,7 +126,9 @@ def test_leukemia_reads_tcia_tree_merges_and_caches(tmp_path, monkeypatch):
 
 
 def test_leukemia_missing_tree(tmp_path):
-    with pytest.raises(DataError, match="AML-Cytomorphology.*dataset.source.root"):
+    with pytest.raises(
+        DataError, match="no Leukemia class folders.*dataset.root to the folder that holds AML-Cytomorphology"
+    ):
         load_leukemia(str(tmp_path))
 
 

@@ -11,8 +11,9 @@ from PIL import Image
 from medviz.data.dtypes import as_uint8
 from medviz.data.errors import DataError
 from medviz.data.folder import load_folder
+from medviz.data.leukemia import load_leukemia
 from medviz.data.medmnist_source import load_medmnist
-from tests.formats import write_medmnist_npz
+from tests.formats import write_image_folder, write_medmnist_npz, write_tcia_tree
 
 
 @pytest.fixture(autouse=True)
@@ -83,3 +84,44 @@ def test_float_tiffs_in_a_folder_are_scaled(tmp_path):
             Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "cells" / name / f"{i}.tif")
     data = load_folder(str(tmp_path / "cells"), size=8)
     assert np.all(data.images == 128)  # 0.5 of full scale, not clipped to 0
+
+
+def test_the_real_archive_layout_is_found_a_level_down(tmp_path):
+    """TCIA's archive unpacks as AML-Cytomorphology_LMU/AML-Cytomorphology/<CLS>/."""
+    write_tcia_tree(tmp_path / "leukemia" / "AML-Cytomorphology_LMU", {"NGS": 6, "LYT": 5, "MYB": 2})
+    data = load_leukemia(str(tmp_path / "leukemia"), threshold=3)
+    assert len(data) == 13 and data.class_names == ("NGS", "LYT", "OTH")
+
+
+def test_no_leukemia_class_folders_names_what_was_found(tmp_path):
+    (tmp_path / "leukemia" / "downloads" / "misc").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"no Leukemia class folders \(BAS, .*found: downloads, downloads/misc"):
+        load_leukemia(str(tmp_path / "leukemia"))
+
+
+def test_leukemia_images_nested_in_class_folders_are_read(tmp_path, caplog):
+    tree = write_tcia_tree(tmp_path, {"NGS": 4, "LYT": 4}) / "AML-Cytomorphology"
+    (tree / "LYT" / "extra").mkdir()
+    (tree / "LYT" / "LYT_0001.tiff").rename(tree / "LYT" / "extra" / "LYT_0001.tiff")
+    with caplog.at_level(logging.INFO, logger="medviz"):
+        data = load_leukemia(str(tmp_path), threshold=1)
+    assert len(data) == 8 and "1 images lie in sub-folders of their class folder" in caplog.text
+
+
+def test_folder_images_only_in_sub_sub_folders_are_found_and_labelled_by_the_top_level(tmp_path, caplog):
+    for cls in ("a", "b"):
+        write_image_folder(tmp_path / "cells" / cls, classes=("plate1", "plate2"), per_class=10)
+    with caplog.at_level(logging.INFO, logger="medviz"):
+        data = load_folder(str(tmp_path / "cells"))
+    assert len(data) == 40 and data.class_names == ("a", "b")
+    assert np.bincount(data.labels).tolist() == [20, 20]
+    assert "40 of 40 images lie in sub-folders of the class folders" in caplog.text
+    assert f"point dataset.path at the folder whose sub-folders are the classes (e.g. {tmp_path / 'cells' / 'a'})" in (
+        caplog.text
+    )
+
+
+def test_one_folder_of_nested_images_says_where_to_point(tmp_path):
+    write_image_folder(tmp_path / "cells" / "plate", classes=("x", "y"), per_class=5)
+    with pytest.raises(DataError, match=r"single class folder 'plate' \(10 images\).*point dataset.path at .*plate"):
+        load_folder(str(tmp_path / "cells"))

@@ -1,6 +1,7 @@
 """The user's own images: any folder of png/jpg/tif files, with or without class sub-folders.
 
-* ``root/<class>/*.png`` ...: one class per sub-folder (labels from folder names).
+* ``root/<class>/**/*.png`` ...: one class per sub-folder (labels from folder names); images may sit
+  in further sub-folders of a class folder (a log line says so).
 * ``root/*.png`` ...: no labels; the map still works, label-based metrics are skipped.
 
 Images of any size and kind (RGB, RGBA, grayscale, 16-bit) are converted to RGB, resized to
@@ -26,11 +27,37 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def images_below(folder: Path) -> list[Path]:
+    """Every image file in ``folder`` and its sub-folders (hidden ones skipped), sorted."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not any(part.startswith(".") for part in p.parts)
+    )
+
+
+def _report_nesting(root: Path, files: list[Path]) -> None:
+    """Say so when images lie below the class folders: they are labelled by their top-level folder."""
+    nested = [f for f in files if len(f.relative_to(root).parts) > 2]
+    if nested:
+        example = nested[0].relative_to(root)
+        log.info(
+            f"{root}: {len(nested)} of {len(files)} images lie in sub-folders of the class folders (e.g. {example}); "
+            f"each is labelled by its top-level folder ({example.parts[0]}). To label by a deeper level, point "
+            f"dataset.path at the folder whose sub-folders are the classes (e.g. {root / example.parts[0]})"
+        )
+
+
 def scan_folder(root: Path) -> tuple[list[Path], list[str] | None]:
-    """Image files and their class names (None when the folder has no class sub-folders)."""
+    """Image files and their class names (None when the folder has no class sub-folders).
+
+    Classes are the top-level sub-folders; their images may sit at any depth below them.
+    """
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist; set dataset.path to a folder of images")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and _images_in(d))
+    subfolders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    class_files = {d: images_below(d) for d in subfolders}
+    class_dirs = [d for d in subfolders if class_files[d]]
     loose = _images_in(root)
     if class_dirs and loose:
         raise DataError(
@@ -39,14 +66,16 @@ def scan_folder(root: Path) -> tuple[list[Path], list[str] | None]:
             "or point dataset.path at a folder with only one of the two layouts"
         )
     if len(class_dirs) == 1:
+        only = class_dirs[0]
         raise DataError(
-            f"{root} has a single class folder '{class_dirs[0].name}': a map needs no labels, so put the "
-            f"images directly in a folder and point dataset.path at {class_dirs[0]}, or add folders for "
-            "the other classes"
+            f"{root} has a single class folder '{only.name}' ({len(class_files[only])} images): a map needs no "
+            f"labels, so point dataset.path at {only} (its sub-folders then become the classes, or its images "
+            "an unlabelled map), or add folders for the other classes"
         )
     if class_dirs:
-        files = [f for d in class_dirs for f in _images_in(d)]
-        return files, [f.parent.name for f in files]
+        files = [f for d in class_dirs for f in class_files[d]]
+        _report_nesting(root, files)
+        return files, [f.relative_to(root).parts[0] for f in files]
     if not loose:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root} or its sub-folders")
     return loose, None
@@ -86,8 +115,9 @@ def load_folder(path: str, size: int = 28, cache_dir: str | None = None) -> Imag
         names: tuple[str, ...] = ()
         log.info(f"{root}: no class sub-folders, the map is unlabelled (kNN and silhouette are skipped)")
     else:
-        names = tuple(sorted({f.parent.name for f in kept_files}))
-        labels = np.array([names.index(f.parent.name) for f in kept_files], dtype=np.int64)
+        folder_of = [f.relative_to(root).parts[0] for f in kept_files]
+        names = tuple(sorted(set(folder_of)))
+        labels = np.array([names.index(c) for c in folder_of], dtype=np.int64)
     return ImageArrays(
         images=cached["images"],
         labels=labels,

@@ -1,8 +1,10 @@
 """AML-Cytomorphology_LMU (Matek et al. 2019; TCIA): single white blood cells, 15 classes.
 
 Layout: ``<root>/AML-Cytomorphology/<CLS>/<CLS>_NNNN.tiff`` (RGBA, ~400x400), optionally with
-``annotations.dat``. Images are converted to RGB and resized to 28x28 once, then cached; classes
-with fewer than 80 images merge into ``OTH``, giving the paper's 7 classes (paper §4).
+``annotations.dat``; the class folders are found by name up to three levels below ``root`` (the
+archive unpacks as ``AML-Cytomorphology_LMU/AML-Cytomorphology/``). Images are converted to RGB
+and resized to 28x28 once, then cached; classes with fewer than 80 images merge into ``OTH``,
+giving the paper's 7 classes (paper §4).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from medviz.data.images_io import IMAGE_SUFFIXES, read_many
 log = logging.getLogger("medviz")
 
 MERGED = "OTH"
+#: The 15 class folders of the TCIA archive.
+TCIA_CLASSES = ("BAS", "EBO", "EOS", "KSC", "LYA", "LYT", "MMZ", "MOB", "MON", "MYB", "MYO", "NGB", "NGS", "PMB", "PMO")
 
 
 def merge_small_classes(counts: dict[str, int], threshold: int = 80) -> dict[str, str]:
@@ -27,15 +31,59 @@ def merge_small_classes(counts: dict[str, int], threshold: int = 80) -> dict[str
     return {name: (name if n >= threshold else MERGED) for name, n in counts.items()}
 
 
-def find_image_tree(root: Path) -> Path:
-    """The folder with one sub-folder per class: ``root/AML-Cytomorphology`` or root itself."""
-    for candidate in (root / "AML-Cytomorphology", root):
-        if candidate.is_dir() and any(p.is_dir() for p in candidate.iterdir()):
-            return candidate
-    raise DataError(
-        f"no Leukemia images under {root}: expected {root / 'AML-Cytomorphology'}/<CLASS>/*.tiff "
-        "(the TCIA AML-Cytomorphology_LMU download). Set dataset.source.root to the folder that holds it."
+def _folders_below(root: Path, depth: int) -> list[Path]:
+    """``root`` and its sub-folders down to ``depth`` levels, shallowest first (hidden ones skipped)."""
+    level, found = [root], [root]
+    for _ in range(depth):
+        level = [d for parent in level for d in sorted(parent.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+        found += level
+    return found
+
+
+def find_image_tree(root: Path, depth: int = 3) -> Path:
+    """The folder whose sub-folders are the class folders, found by their TCIA class names.
+
+    The archive unpacks as ``AML-Cytomorphology_LMU/AML-Cytomorphology/<CLS>/``; any such level at
+    most ``depth`` below ``root`` is found (the shallowest with the most known class folders).
+    """
+    if not root.is_dir():
+        raise DataError(
+            f"{root} does not exist: put the TCIA AML-Cytomorphology_LMU download there (its class folders "
+            f"{', '.join(TCIA_CLASSES[:3])}, ... may sit a few levels down), or set dataset.root to where it is"
+        )
+    best, best_count = None, 0
+    for folder in _folders_below(root, depth):
+        count = sum((folder / name).is_dir() for name in TCIA_CLASSES)
+        if count > best_count:
+            best, best_count = folder, count
+    if best is None:
+        seen = ", ".join(str(d.relative_to(root)) for d in _folders_below(root, depth)[1:8]) or "no sub-folders"
+        raise DataError(
+            f"no Leukemia class folders ({', '.join(TCIA_CLASSES)}) in {root} or up to {depth} levels below it "
+            f"(found: {seen}). Set dataset.root to the folder that holds AML-Cytomorphology/<CLASS>/*.tiff"
+        )
+    return best
+
+
+def class_images(tree: Path) -> list[Path]:
+    """Every image below each class folder of ``tree`` (at any depth), sorted; says so when some are nested."""
+    files = sorted(
+        p
+        for d in tree.iterdir()
+        if d.is_dir()
+        for p in d.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
     )
+    nested = [f for f in files if len(f.relative_to(tree).parts) > 2]
+    if nested:
+        log.info(
+            f"{tree}: {len(nested)} images lie in sub-folders of their class folder (e.g. {nested[0]}); "
+            "each takes its class folder's label"
+        )
+    unknown = sorted({f.relative_to(tree).parts[0] for f in files} - set(TCIA_CLASSES))
+    if unknown:
+        log.warning(f"{tree}: folders not among the TCIA classes are read as classes too: {', '.join(unknown)}")
+    return files
 
 
 def load_leukemia(root: str, size: int = 28, threshold: int = 80, cache_dir: str | None = None) -> ImageArrays:
@@ -48,9 +96,9 @@ def load_leukemia(root: str, size: int = 28, threshold: int = 80, cache_dir: str
         cache_dir: where the resized arrays go (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
     """
     tree = find_image_tree(Path(root).expanduser())
-    files = sorted(p for p in tree.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = class_images(tree)
     if not files:
-        raise DataError(f"{tree} has class folders but no .tiff/.png/.jpg images in them")
+        raise DataError(f"{tree} has class folders but no .tiff/.png/.jpg images in or below them")
     key = cache_key(
         files=[str(p.relative_to(tree)) for p in files],
         size=size,
@@ -62,7 +110,7 @@ def load_leukemia(root: str, size: int = 28, threshold: int = 80, cache_dir: str
         images, kept = read_many(files, size, "Leukemia")
         if not kept:
             raise DataError(f"none of the {len(files)} images under {tree} could be read")
-        folder_class = np.array([p.parent.name for p in kept])
+        folder_class = np.array([p.relative_to(tree).parts[0] for p in kept])
         border = border_colour(images)
         save_npz_atomic(cache, images=images, folder_class=folder_class, border=border_colour(images))
         log.info(f"cached resized Leukemia images at {cache}")
