@@ -16,9 +16,18 @@ from medviz.errors import ConfigError, MedvizError
 def _embed(args: argparse.Namespace) -> None:
     from medviz.embed import embed_into_run
 
-    out = args.out or args.run / "embedded" / args.images.stem
+    # The full name: images/ and images.npz are different inputs and get different folders.
+    out = args.out or args.run / "embedded" / args.images.resolve().name
+    _say_if_replacing(out / "embedded.npz", out / "embedded.png")
     folder = embed_into_run(args.run, args.images, out, size=args.size, device=args.device)
     print(f"coordinates: {folder / 'embedded.npz'}   map: {folder / 'embedded.png'}")
+
+
+def _say_if_replacing(*outputs: Path) -> None:
+    """Map tools write to fixed places in the run folder: say when an earlier result is replaced."""
+    earlier = [str(p) for p in outputs if p.exists() and (p.is_file() or any(p.iterdir()))]
+    if earlier:
+        print(f"replacing earlier results: {', '.join(earlier)} (pass --out <path> to keep them)", flush=True)
 
 
 def _finished_run(run_dir: Path):
@@ -27,11 +36,17 @@ def _finished_run(run_dir: Path):
     from omegaconf import OmegaConf
 
     from medviz.build import build_run_data
+    from medviz.outputs import saved_config
 
-    if not (run_dir / "embedding.npz").is_file() or not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a finished training run folder (no embedding.npz or config.yaml)")
+    config = saved_config(run_dir)
+    if not (run_dir / "embedding.npz").is_file() or config is None:
+        missing = "embedding.npz" if config is not None else "config.yaml"
+        raise ConfigError(
+            f"{run_dir} is not a finished training run folder (no {missing}); an interrupted run finishes "
+            "with its training command plus resume=<run folder>, which also restores a lost config.yaml"
+        )
     saved = np.load(run_dir / "embedding.npz")
-    data, injected = build_run_data(OmegaConf.load(run_dir / "config.yaml"))
+    data, injected = build_run_data(OmegaConf.load(config))
     if len(data) != len(saved["embedding"]):
         raise ConfigError(f"the dataset now has {len(data)} images but the map has {len(saved['embedding'])}")
     return saved, data, injected
@@ -53,6 +68,7 @@ def _qc(args: argparse.Namespace) -> None:
         island_separation=args.island_separation,
     )
     out = args.out or args.run / "qc"
+    _say_if_replacing(out)
     report = write_report(out, coords, labels, list(saved["class_names"]), data.images, groups, injected)
     for number, group in enumerate(groups):
         correlation = f", image correlation {group.correlation}" if group.correlation else ""
@@ -67,6 +83,7 @@ def _figures(args: argparse.Namespace) -> None:
 
     saved, data, _ = _finished_run(args.run)
     out = args.out or args.run / "figures"
+    _say_if_replacing(out)
     paths = all_figures(
         saved["embedding"], saved["labels"], list(saved["class_names"]), data.images, out, args.run.name
     )
@@ -79,6 +96,7 @@ def _explore(args: argparse.Namespace) -> None:
     saved, data, _ = _finished_run(args.run)
     names = [str(f) for f in data.files] if data.files is not None else []
     out = args.out or args.run / "explorer.html"
+    _say_if_replacing(out)
     write_explorer(
         out,
         saved["embedding"],

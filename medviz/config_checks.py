@@ -47,6 +47,15 @@ RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "speed.compile": (*_AUTO_OR_BOOL, "speed.compile=auto"),
     "speed.compile_augment": (*_AUTO_OR_BOOL, "speed.compile_augment=auto"),
     "speed.progress_refresh_steps": (*_int_at_least(1), "speed.progress_refresh_steps=10"),
+    # Image side in pixels, checked before any file is read (a 0 or negative size failed per image).
+    "dataset.size": (*_int_at_least(8), "dataset.size=28"),
+    "dataset.source.size": (*_int_at_least(8), "dataset.source.size=28"),
+    "dataset.n_images": (
+        lambda v: v is None or (_is_int(v) and v >= 2),
+        "null (all images) or an integer >= 2",
+        "dataset.n_images=2000",
+    ),
+    "dataset.subset_seed": (*_int_at_least(0), "dataset.subset_seed=0"),
     "qc.inject": (
         lambda v: v is None or v in ("duplicates", "artefacts"),
         "null, duplicates or artefacts",

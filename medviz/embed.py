@@ -21,6 +21,7 @@ from medviz.data.errors import DataError
 from medviz.data.images_io import IMAGE_SUFFIXES, read_many
 from medviz.errors import ConfigError
 from medviz.methods.base import ContrastiveMethod
+from medviz.outputs import saved_config
 from medviz.plots import plot_map
 
 log = logging.getLogger("medviz")
@@ -28,9 +29,10 @@ log = logging.getLogger("medviz")
 
 def load_trained(run_dir: Path, device: torch.device) -> ContrastiveMethod:
     """The run's final network (newest readable checkpoint, weights only) in eval mode on ``device``."""
-    if not (run_dir / "config.yaml").is_file():
+    config = saved_config(run_dir)
+    if config is None:
         raise ConfigError(f"{run_dir} is not a training run folder (no config.yaml); pass --run <run folder>")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = OmegaConf.load(config)
     with open_dict(cfg):
         cfg.speed.compile = False
         cfg.speed.compile_augment = False

@@ -13,6 +13,14 @@ from medviz.evaluation.tsne import pixel_tsne
 from medviz.plots import plot_map
 
 
+def saved_config(run_dir: Path) -> Path | None:
+    """The run's resolved config: ``config.yaml``, or the ``config-resumed.yaml`` of a resumed run; None if neither."""
+    for name in ("config.yaml", "config-resumed.yaml"):
+        if (run_dir / name).is_file():
+            return run_dir / name
+    return None
+
+
 def save_embedding(run_dir: Path, coords: np.ndarray, data: ImageArrays, indices: np.ndarray) -> Path:
     """``embedding.npz``: ``embedding`` float32 (N, 2), ``labels`` int64 (N,), ``index`` int64 (N,),
     ``class_names`` (C,) -- rows in dataset order, so ``index[i] == i``."""

@@ -89,6 +89,9 @@ def train(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     (run_dir / ("config-resumed.yaml" if resumed else "config.yaml")).write_text(OmegaConf.to_yaml(resolved))
+    if resumed and not (run_dir / "config.yaml").is_file():  # the folder's identity for the map tools
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
+        log.warning(f"{run_dir / 'config.yaml'} was missing: restored from this command's settings")
     L.seed_everything(cfg.seed, workers=True)
 
     loggers = build_loggers(cfg)

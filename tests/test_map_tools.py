@@ -67,7 +67,7 @@ def test_maps_made_by_tsne_cannot_place_new_images(tmp_path):
 
 @pytest.mark.parametrize(
     ("images", "message"),
-    [("missing.npz", "expected a folder of images or an .npz file"), ("wrong.npz", "must be uint8 of 28x28")],
+    [("missing.npz", "expected a folder of images or an .npz file"), ("wrong.npz", "must be 28x28")],
 )
 def test_bad_inputs_to_embed(run_dir, tmp_path, images, message):
     np.savez(tmp_path / "wrong.npz", images=np.zeros((2, 32, 32, 3), np.uint8))
@@ -104,3 +104,31 @@ def test_small_classes_are_grouped_in_black_as_in_the_paper():
     colours, legend = grouped_palette(labels, ["big", "mid", "tiny"], small_class_fraction=0.02)
     assert [name for name, _ in legend] == ["big (60)", "mid (39)", "OTH: 1 small classes (1)"]
     assert tuple(colours[-1]) == (0, 0, 0, 1) and tuple(colours[0]) != (0, 0, 0, 1)
+
+
+def test_embedding_a_folder_and_an_npz_of_one_name_keeps_both(run_dir, tmp_path):
+    folder = write_image_folder(tmp_path / "batch", classes=("x", "y"), per_class=3)
+    np.savez(tmp_path / "batch.npz", images=load_synthblood(n_images=96, seed=0).images[:5])
+    for source in (folder, tmp_path / "batch.npz"):
+        done = medviz("embed", "--run", str(run_dir), "--images", str(source))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "replacing earlier results" not in done.stdout
+    assert np.load(run_dir / "embedded" / "batch" / "embedded.npz")["embedding"].shape == (6, 2)
+    assert np.load(run_dir / "embedded" / "batch.npz" / "embedded.npz")["embedding"].shape == (5, 2)
+    again = medviz("embed", "--run", str(run_dir), "--images", str(folder))
+    assert f"replacing earlier results: {run_dir / 'embedded' / 'batch' / 'embedded.npz'}" in again.stdout
+
+
+def test_a_run_that_lost_its_config_is_restored_by_resume_and_read_by_the_map_tools(tmp_path):
+    run = tmp_path / "run"
+    train(compose_config(SHORT, run_dir=run))
+    for name in ("config.yaml", "embedding.npz", "metrics.json"):  # interrupted, then config.yaml deleted
+        (run / name).unlink()
+    train(compose_config([*SHORT, f"resume={run}"], run_dir=tmp_path / "command"))
+    assert (run / "config.yaml").is_file() and (run / "config-resumed.yaml").is_file()
+    done = medviz("figures", "--run", str(run))
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run / "config.yaml").unlink()  # a run folder with only its resumed config is still a finished run
+    done = medviz("figures", "--run", str(run))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"replacing earlier results: {run / 'figures'}" in done.stdout

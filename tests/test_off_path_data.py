@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from medviz.config_checks import check_config
 from medviz.data.dtypes import as_uint8
 from medviz.data.errors import DataError
 from medviz.data.folder import load_folder
 from medviz.data.leukemia import load_leukemia
 from medviz.data.medmnist_source import load_medmnist
+from medviz.errors import ConfigError
+from tests.conftest import REPO, compose_config
 from tests.formats import write_image_folder, write_medmnist_npz, write_tcia_tree
 
 
@@ -125,3 +130,30 @@ def test_one_folder_of_nested_images_says_where_to_point(tmp_path):
     write_image_folder(tmp_path / "cells" / "plate", classes=("x", "y"), per_class=5)
     with pytest.raises(DataError, match=r"single class folder 'plate' \(10 images\).*point dataset.path at .*plate"):
         load_folder(str(tmp_path / "cells"))
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "abc"])
+def test_a_bad_image_size_is_one_line_before_any_file_is_read(size, tmp_path):
+    write_image_folder(tmp_path / "cells")
+    cmd = [sys.executable, str(REPO / "train.py"), "dataset=folder", f"dataset.path={tmp_path / 'cells'}"]
+    done = subprocess.run(
+        [*cmd, f"dataset.size={size}", f"run_dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"medviz: error: dataset.size must be an integer >= 8, got {size if size == 'abc' else int(size)!r} "
+        f"({'str' if size == 'abc' else 'int'}); e.g. dataset.size=28"
+    ]
+    assert "unreadable" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset.n_images=1", "dataset.n_images must be null .all images. or an integer >= 2"),
+        ("dataset.source.size=4", "dataset.source.size must be an integer >= 8"),
+    ],
+)
+def test_subset_and_source_sizes_are_checked_too(override, message):
+    with pytest.raises(ConfigError, match=message):
+        check_config(compose_config(["dataset=leukemia", override]))

@@ -18,6 +18,7 @@ import yaml
 
 from medviz.evaluation.paper_numbers import Table
 from medviz.evaluation.sweep_jobs import MissingJob, RowKey
+from medviz.outputs import saved_config
 
 
 @dataclass(frozen=True)
@@ -31,19 +32,19 @@ class RunResult:
 
 
 def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
-    """Every folder at or below ``paths`` that holds both ``metrics.json`` and ``config.yaml``."""
+    """Every folder at or below ``paths`` that holds ``metrics.json`` and a saved config."""
     found = set()
     for path in map(Path, paths):
         if not path.exists():
             raise FileNotFoundError(f"run folder {path} does not exist")
         for metrics in [path / "metrics.json", *path.rglob("metrics.json")]:
-            if metrics.is_file() and (metrics.parent / "config.yaml").is_file():
+            if metrics.is_file() and saved_config(metrics.parent) is not None:
                 found.add(metrics.parent)
     return sorted(found)
 
 
 def load_run(run_dir: Path) -> RunResult:
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config = yaml.safe_load(saved_config(run_dir).read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return RunResult(
         method=config["method"]["name"],
