@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
@@ -16,18 +17,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from medviz.callbacks import MapSnapshot, StageSchedule
 from medviz.checkpoints import AtomicCheckpointIO, RunState
+from medviz.cpu_estimate import stages_of, suggestions, time_training_steps, training_seconds
 from medviz.data import ImageArrays
 from medviz.data.qc_inject import inject
 from medviz.data.subset import stratified_subset
 from medviz.errors import ConfigError, MedvizError
 from medviz.faults import NonFiniteLossGuard, SaveOnInterrupt
 from medviz.methods.base import ContrastiveMethod
-from medviz.runtime import format_duration, resolve_precision, seconds_per_image_step, uses_gpu
+from medviz.runtime import format_duration, resolve_precision, uses_gpu
 from medviz.sweep import sweep_name
 
 log = logging.getLogger("medviz")
 
-# Above this much estimated CPU time, warn and point to the quickstart preset.
+# Above this much measured CPU training time, warn and suggest settings that fit the run.
 _CPU_WARN_SECONDS = 30 * 60
 
 
@@ -175,16 +177,38 @@ def build_trainer(
 
 
 def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageArrays) -> None:
-    """On a CPU-only machine, estimate the run's duration and point to the quickstart preset."""
+    """On a CPU-only machine, measure the run's training time; above half an hour, say so and what fits."""
     if uses_gpu(str(cfg.trainer.accelerator)):
         return
-    per_image = seconds_per_image_step(module, (3, data.image_size, data.image_size))
-    steps_images = module.total_epochs * (len(data) // cfg.batch_size) * cfg.batch_size
-    estimate = per_image * steps_images
-    if estimate > _CPU_WARN_SECONDS:
-        log.warning(
-            f"no GPU: this run ({module.total_epochs} epochs x {len(data)} images, "
-            f"backbone {cfg.backbone.name}) would take about {format_duration(estimate)} "
-            "on this CPU. "
-            "For a CPU demo that finishes in minutes use `python train.py experiment=quickstart`."
-        )
+    batch = min(int(cfg.batch_size), len(data))
+    timing = time_training_steps(module, (3, data.image_size, data.image_size), batch)
+    stages = stages_of(module)
+    output_epochs = sum(s.epochs for s in stages if s.trains == "output")
+    images_per_epoch = len(data) // batch * batch
+    low, typical, high = training_seconds(timing, images_per_epoch, module.total_epochs - output_epochs, output_epochs)
+    spread = (
+        f"{format_duration(low)} to {format_duration(high)}: " if format_duration(low) != format_duration(high) else ""
+    )
+    measured = (
+        f"about {format_duration(typical)} of training steps on this CPU ({spread}{len(timing.per_image)} "
+        f"timed steps of {timing.batch} images after warm-up)"
+    )
+    log.info(f"no GPU: this run ({module.total_epochs} epochs x {len(data)} images) needs {measured}")
+    if typical <= _CPU_WARN_SECONDS:
+        return
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    epochs_key = "schedule.epochs" if cfg.method.name == "tsimcne" else "method.module.epochs"
+    ideas = suggestions(
+        typical,
+        _CPU_WARN_SECONDS / 2,
+        experiment=choices.get("experiment"),
+        backbone=str(cfg.backbone.name),
+        n_images=len(data),
+        epochs=[s.epochs for s in stages],
+        epochs_key=epochs_key,
+    )
+    hint = f" To finish in about 15 min, try: {'; or '.join(ideas)}." if ideas else ""
+    log.warning(
+        f"no GPU: this run ({module.total_epochs} epochs x {len(data)} images, backbone {cfg.backbone.name}) "
+        f"needs {measured}, before evaluation.{hint}"
+    )
