@@ -58,6 +58,26 @@ class Group:
         return f"{self.image_similarity:.2f}{baseline}"
 
 
+#: A tight cluster is flagged only below this share of the map: near-duplicates are copies of a few
+#: images (the planted 100 in 2,100 are 4.8 %), while a quarter or more of a map packed tight is a
+#: class of alike images (the one case where labels cannot tell, an unlabelled map).
+TIGHT_MAX_FRACTION = 0.25
+
+
+def _a_class_of_its_own(labels: np.ndarray, members: np.ndarray, purity: float = 0.8, share: float = 0.9) -> bool:
+    """Whether a group is mostly (``purity``) one class and holds nearly all (``share``) of that class.
+
+    Such a group is that class, set apart or packed tight because its images look alike -- what a good
+    map shows. Duplicates leave the rest of their class elsewhere (the planted 100 in a class of 175
+    are 57 % of it); artefacts mix classes.
+    """
+    values, counts = np.unique(labels[members], return_counts=True)
+    top = int(np.argmax(counts))
+    if values[top] < 0 or counts[top] < purity * len(members):
+        return False
+    return counts[top] >= share * int((labels == values[top]).sum())
+
+
 def _components(coords: np.ndarray, eps: float, min_samples: int) -> list[np.ndarray]:
     labels = DBSCAN(eps=eps, min_samples=min_samples).fit(coords).labels_
     return [np.flatnonzero(labels == c) for c in range(labels.max() + 1)]
@@ -152,18 +172,30 @@ def find_groups(
         """(spacing, separation) of a group, in units of m."""
         return float(np.median(spacing[members])) / m, _separation(coords, members, spacing) / m
 
+    def suspicious(members: np.ndarray, largest: float) -> bool:
+        """Small enough to be a problem, and not simply one class that the map keeps together."""
+        return len(members) < largest * len(coords) and not (
+            labels is not None and _a_class_of_its_own(labels, members)
+        )
+
     groups: list[Group] = []
     for label in range(clusters.max() + 1):
         members = np.flatnonzero(clusters == label)
         relative_spacing, separation = measures(members)
         if relative_spacing < tight_spacing:
-            groups.append(Group("tight cluster", members, relative_spacing, separation))
-        elif len(members) < island_fraction * len(coords) and separation >= island_separation:
+            if suspicious(members, TIGHT_MAX_FRACTION):
+                groups.append(Group("tight cluster", members, relative_spacing, separation))
+        elif separation >= island_separation:
             grown = _with_stragglers(coords, clusters, label, 2 * m)
-            groups.append(Group("isolated island", grown, relative_spacing, separation))
+            if suspicious(grown, island_fraction):  # its stragglers count towards the island's size
+                groups.append(Group("isolated island", grown, relative_spacing, separation))
     flagged = set(np.concatenate([g.indices for g in groups]).tolist()) if groups else set()
     for component in _components(coords, 0.25 * m, 5):
-        if len(component) >= min_size and not set(component.tolist()) & flagged:
+        if (
+            len(component) >= min_size
+            and not set(component.tolist()) & flagged
+            and suspicious(component, TIGHT_MAX_FRACTION)
+        ):
             groups.append(Group("tight cluster", component, *measures(component)))
     if images is not None:
         for group in groups:

@@ -139,3 +139,27 @@ def test_a_duplicate_group_is_more_alike_than_other_images_of_its_class():
     tight = [g for g in groups if g.kind == "tight cluster"]
     assert len(tight) == 1 and planted[tight[0].indices].mean() > 0.95
     assert tight[0].image_similarity > tight[0].typical_similarity + 0.1
+
+
+def labelled_blobs(spec, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian classes: (n, centre, spread) each; the points and their labels."""
+    rng = np.random.default_rng(seed)
+    coords = np.concatenate([rng.normal(centre, spread, (n, 2)) for n, centre, spread in spec])
+    return coords, np.concatenate([np.full(n, label) for label, (n, _, _) in enumerate(spec)])
+
+
+def test_a_compact_class_is_not_a_tight_cluster():
+    """A clean map of 3 classes, one of similar-looking images packed tighter than the others."""
+    coords, labels = labelled_blobs([(200, (0, 0), 0.15), (200, (6, 0), 1.0), (200, (0, 6), 1.0)])
+    assert find_groups(coords, labels=labels) == []
+    assert find_groups(coords) == []  # unlabelled: a third of the map is no near-duplicate group either
+
+
+def test_a_rare_class_set_apart_is_not_an_island():
+    """4.7 % of the points, all of one class and all of that class, well away from the rest."""
+    coords, labels = labelled_blobs([(280, (0, 0), 1.0), (292, (6, 0), 1.0), (28, (14, 14), 0.5)])
+    groups = find_groups(coords, labels=labels)
+    assert not [g for g in groups if g.kind == "isolated island"]
+    assert sum(g.size for g in groups) <= 0.02 * len(coords)  # a chance dense spot at most
+    unlabelled = find_groups(coords)  # without labels it may be anything: worth a look
+    assert [g.size for g in unlabelled if g.kind == "isolated island"] == [28]
