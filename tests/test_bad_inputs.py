@@ -76,7 +76,9 @@ def test_a_folder_dataset_of_one_class_says_how_to_lay_it_out(tmp_path, monkeypa
     folder = write_image_folder(tmp_path / "images", classes=("only",), per_class=40)
     no_size = [item for item in SHORT if not item.startswith("dataset.source.n_images")]
     cfg = compose_config([*no_size, "dataset=folder", f"dataset.path={folder}"], run_dir=tmp_path / "run")
-    with pytest.raises(DataError, match="single class folder 'only': a map needs no labels, so put the images"):
+    with pytest.raises(
+        DataError, match=r"single class folder 'only' \(40 images\): a map needs no labels, so point dataset.path at"
+    ):
         train(cfg)
 
 

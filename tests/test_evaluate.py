@@ -47,7 +47,7 @@ def test_table_means_stds_and_bold(sweep, tmp_path):
     assert "| tsimcne | default | 82.0 ± 2.0 / 90.4 ± 0.3 |" in text
     assert "| simclr | default | 95.0 / 94.0 ± 0.1 |" in text  # a single run has no std, never bold
     csv_lines = (tmp_path / "table2_knn.csv").read_text().splitlines()
-    assert csv_lines[0] == "method,augmentation,dataset,mean,std,n,paper_mean,paper_std"
+    assert csv_lines[0] == "method,augmentation,dataset,mean,std,n,n_missing,paper_mean,paper_std"
     assert len(csv_lines) == 5
 
 

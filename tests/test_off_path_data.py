@@ -132,17 +132,15 @@ def test_one_folder_of_nested_images_says_where_to_point(tmp_path):
         load_folder(str(tmp_path / "cells"))
 
 
-@pytest.mark.parametrize("size", ["0", "-5", "abc"])
-def test_a_bad_image_size_is_one_line_before_any_file_is_read(size, tmp_path):
+def test_a_bad_image_size_is_one_line_before_any_file_is_read(tmp_path):
     write_image_folder(tmp_path / "cells")
     cmd = [sys.executable, str(REPO / "train.py"), "dataset=folder", f"dataset.path={tmp_path / 'cells'}"]
     done = subprocess.run(
-        [*cmd, f"dataset.size={size}", f"run_dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300
+        [*cmd, "dataset.size=0", f"run_dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"medviz: error: dataset.size must be an integer >= 8, got {size if size == 'abc' else int(size)!r} "
-        f"({'str' if size == 'abc' else 'int'}); e.g. dataset.size=28"
+        "medviz: error: dataset.size must be an integer >= 8, got 0 (int); e.g. dataset.size=28"
     ]
     assert "unreadable" not in done.stdout + done.stderr
 
@@ -150,10 +148,15 @@ def test_a_bad_image_size_is_one_line_before_any_file_is_read(size, tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
+        ("dataset.size=-5", "dataset.size must be an integer >= 8, got -5"),
+        ("dataset.size=abc", "dataset.size must be an integer >= 8, got 'abc' .str."),
         ("dataset.n_images=1", "dataset.n_images must be null .all images. or an integer >= 2"),
         ("dataset.source.size=4", "dataset.source.size must be an integer >= 8"),
     ],
 )
-def test_subset_and_source_sizes_are_checked_too(override, message):
+def test_sizes_and_subsets_are_checked_before_anything_is_built(override, message):
+    dataset = "dataset=leukemia" if override.startswith("dataset.source") else "dataset=folder"
     with pytest.raises(ConfigError, match=message):
-        check_config(compose_config(["dataset=leukemia", override]))
+        check_config(
+            compose_config([dataset, "dataset.path=x", override] if dataset.endswith("folder") else [dataset, override])
+        )
