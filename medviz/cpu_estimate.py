@@ -59,9 +59,23 @@ def time_training_steps(
 ) -> StepTiming:
     """Time ``steps`` training steps after ``warmup`` ones, at a batch sized to take about ``step_seconds``.
 
-    The module is left as it was: gradients are discarded, no optimiser steps, and the state (with
-    BatchNorm's running statistics) is restored.
+    The module is left as it was: gradients are discarded, no optimiser steps, the state (with
+    BatchNorm's running statistics) is restored, and the random generators are as before.
     """
+    # The probe must not change the run: no random numbers drawn from its generators either.
+    with torch.random.fork_rng():
+        return _time_steps(module, image_shape, batch_size, steps, warmup, step_seconds, max_batch)
+
+
+def _time_steps(
+    module: ContrastiveMethod,
+    image_shape: tuple[int, int, int],
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    step_seconds: float,
+    max_batch: int,
+) -> StepTiming:
     state = {k: v.clone() for k, v in module.state_dict().items()}
     module.train()
     largest = max(2, min(batch_size, max_batch))

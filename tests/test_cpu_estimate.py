@@ -32,7 +32,9 @@ class SlowStart(nn.Module):
 def test_the_slow_first_steps_are_not_what_is_timed():
     module = SlowStart()
     before = {k: v.clone() for k, v in module.state_dict().items()}
+    generator = torch.get_rng_state()
     timing = time_training_steps(module, (3, 8, 8), batch_size=64)
+    assert torch.equal(torch.get_rng_state(), generator)  # the run draws the same random numbers after it
     assert max(timing.per_image) * timing.batch < 0.05  # none of the timed steps is a slow one
     assert timing.batch == 64  # fast steps: the probe grows to the run's batch
     assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())  # BatchNorm stats restored
