@@ -138,7 +138,7 @@ def parser() -> argparse.ArgumentParser:
     qc.add_argument(
         "--island-separation",
         type=float,
-        default=1.75,
+        default=1.6,
         help="an island joins the rest of the map only across this many typical spacings (mutual reachability)",
     )
     qc.set_defaults(run_command=_qc)

@@ -10,8 +10,8 @@ of a point to its ``k``-th nearest neighbour). HDBSCAN (density-based; at least 
   neighbour (planted duplicates measured 0.24-0.37 m on synthblood, ordinary clusters 0.74-1.3 m);
 * isolated island: it holds < 5 % of the points and joins the rest of the map only at a
   mutual-reachability distance (HDBSCAN's own measure: a distance raised to both points' core
-  distances) of >= 1.75 m, i.e. across a drop in density. On synthblood maps planted artefacts
-  measured 1.92-1.95 m; the sub-clusters that HDBSCAN cuts off a class 1.19-1.52 m. Points
+  distances) of >= 1.6 m, i.e. across a drop in density. On synthblood maps planted artefacts
+  measured 1.71-1.95 m; the small clusters that HDBSCAN cuts off a class 1.09-1.52 m. Points
   HDBSCAN leaves as noise join an island when their nearest clustered point is in it and closer
   than 2 m: the stragglers of a sparse group.
 
@@ -150,7 +150,7 @@ def find_groups(
     k: int = 10,
     tight_spacing: float = 0.5,
     island_fraction: float = 0.05,
-    island_separation: float = 1.75,
+    island_separation: float = 1.6,
 ) -> list[Group]:
     """Tight clusters and isolated islands of a map (N, 2).
 
