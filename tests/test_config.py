@@ -4,7 +4,6 @@ import itertools
 from functools import lru_cache
 
 import lightning as L
-import numpy as np
 import pytest
 from hydra.utils import instantiate
 from lightning.pytorch.strategies import StrategyRegistry
@@ -102,4 +101,4 @@ def test_quickstart_preset_composes():
     cfg = compose_config(["experiment=quickstart"])
     assert cfg.method.name == "tsimcne" and cfg.dataset.name == "synthblood"
     assert cfg.backbone.name == "tinycnn" and cfg.eval.pixel_tsne
-    assert np.isfinite(cfg.batch_size)
+    assert cfg.batch_size == 128 and cfg.dataset.n_images == 2000 and list(cfg.schedule.epochs) == [100, 30, 70]

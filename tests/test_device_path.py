@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -113,9 +115,10 @@ def test_compile_settings_follow_the_device():
     from medviz.pipeline import build_module
 
     data = load_synthblood(n_images=32)
-    on_cpu = build_module(compose_config([*TINY_STAGES]), data)
-    gpu_cfg = compose_config([*TINY_STAGES, "trainer.accelerator=gpu"])
-    on_gpu = build_module(gpu_cfg, data)  # compiling is lazy: building needs no GPU
-    assert on_cpu.backbone._compiled_call_impl is None and on_cpu.augment._compiled_call_impl is None
-    assert on_gpu.backbone._compiled_call_impl is not None and on_gpu.augment._compiled_call_impl is not None
+    compiled = []
+    with mock.patch.object(torch.nn.Module, "compile", autospec=True, side_effect=lambda m, **kw: compiled.append(m)):
+        on_cpu = build_module(compose_config([*TINY_STAGES]), data)
+        assert compiled == []
+        on_gpu = build_module(compose_config([*TINY_STAGES, "trainer.accelerator=gpu"]), data)  # needs no GPU
+    assert compiled == [on_gpu.backbone, on_gpu.augment]
     assert on_cpu.channels_last and on_gpu.channels_last
