@@ -1,6 +1,6 @@
 """Augmentation throughput: our batched pipeline vs torchvision's per-image PIL pipeline.
 
-Same settings for both (design §5): default, rot90 and randrot at 28 px and 96 px. torchvision
+Same settings for both (docs/reproducing.md): default, rot90 and randrot at 28 px and 96 px. torchvision
 runs the reference code's design -- one PIL image at a time in one process; ours runs one batch
 on the CPU (or the GPU when there is one).
 

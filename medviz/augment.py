@@ -1,4 +1,4 @@
-"""Batched, on-device data augmentation for contrastive training (design §5, paper §4).
+"""Batched, on-device data augmentation for contrastive training (paper §4; docs/reproducing.md).
 
 One call turns a uint8 batch (B, 3, H, W) into an augmented, normalised float batch, with
 independent random parameters per image. All geometric steps -- arbitrary rotation, random

@@ -95,7 +95,7 @@ def build_method(cfg: DictConfig, mean: list[float], std: list[float], fill: lis
     if gpu if cfg.speed.compile == "auto" else cfg.speed.compile:
         module.backbone.compile()  # in place: parameter names and checkpoints stay the same
     if gpu if cfg.speed.compile_augment == "auto" else cfg.speed.compile_augment:
-        # Hundreds of small elementwise kernels per view become a few fused ones (README "Speed").
+        # Hundreds of small elementwise kernels per view become a few fused ones (docs/speed.md).
         module.augment.compile(dynamic=False)
     return module
 

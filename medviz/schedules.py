@@ -1,7 +1,7 @@
 """Training schedules for t-SimCNE: the paper's three stages, or dimension annealing.
 
 A schedule is a list of stages; each stage gets a fresh SGD optimiser and its own cosine
-learning-rate schedule with linear warmup, stepped once per epoch (design §3).
+learning-rate schedule with linear warmup, stepped once per epoch (as in the reference code; docs/reproducing.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Batched augmentations against torchvision's per-image reference (design §5)."""
+"""Batched augmentations against torchvision's per-image reference."""
 
 import math
 

@@ -1,6 +1,6 @@
 """Bad input at every entry point: one clear paragraph and a non-zero exit, never a traceback or lost work.
 
-One test per row of the README table "What you see when something is wrong".
+One test per row of the table "What you see when something is wrong" in docs/resume-and-errors.md.
 """
 
 from __future__ import annotations

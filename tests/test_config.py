@@ -1,4 +1,4 @@
-"""Every combination of config groups composes and instantiates (design §7)."""
+"""Every combination of config groups composes and instantiates."""
 
 import itertools
 from functools import lru_cache

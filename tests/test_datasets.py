@@ -27,7 +27,7 @@ from tests.formats import (
     write_tcia_tree,
 )
 
-# Per-class image counts of AML-Cytomorphology_LMU (design §6).
+# Per-class image counts of AML-Cytomorphology_LMU (the TCIA archive).
 LEUKEMIA_COUNTS = {
     "NGS": 8484, "LYT": 3937, "MYO": 3268, "MON": 1789, "EOS": 424, "NGB": 109, "BAS": 79, "EBO": 78,
     "PMO": 70, "MYB": 42, "MOB": 26, "PMB": 18, "MMZ": 15, "KSC": 15, "LYA": 11,

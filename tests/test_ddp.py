@@ -55,7 +55,7 @@ def test_tsimcne_parameters_stay_identical_across_processes_through_stage_switch
 
 
 def test_train_py_with_ddp_on_two_cpu_processes(tmp_path):
-    """The real entry point: Lightning re-launches train.py once per process (design §8)."""
+    """The real entry point: Lightning re-launches train.py once per process."""
     import json
     import subprocess
     import sys

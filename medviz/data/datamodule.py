@@ -1,7 +1,7 @@
 """One LightningDataModule for every in-memory dataset: it serves raw uint8 batches.
 
 Augmentation does not happen here: batches go to the model's device as uint8 and the method
-augments them there in one batched pass (design §5). That keeps loader workers idle for small
+augments them there in one batched pass (docs/reproducing.md, "Augmentations"). That keeps loader workers idle for small
 images and makes a batch of 1024 cost one tensor index, not 1024 PIL calls. On a GPU, a dataset
 that fits goes to the device once and batches never leave it (:mod:`medviz.data.device_batches`);
 only datasets kept on disk (PCam's memory map) or too large use a loader.

@@ -7,7 +7,7 @@ model has to look at shape and colour, not position. Per-image stain, brightness
 keep raw pixels from separating the classes on their own (kNN on pixels stays well under 1).
 
 Everything is vectorised over images with NumPy: 10,000 images at 28x28 render in a few seconds,
-and the same seed always gives the same array (design §6).
+and the same seed always gives the same array.
 """
 
 from __future__ import annotations

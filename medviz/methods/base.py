@@ -15,7 +15,7 @@ class ContrastiveMethod(L.LightningModule):
     """Base for contrastive methods trained on two augmented views of each image.
 
     Batches arrive from :class:`~medviz.data.ArrayDataModule` as ``(uint8 images, indices)``
-    and are augmented here, on the model's device, after the transfer (design §5).
+    and are augmented here, on the model's device, after the transfer (docs/reproducing.md, "Augmentations").
 
     Args:
         backbone: feature extractor with ``out_dim``.

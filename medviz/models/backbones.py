@@ -1,7 +1,7 @@
 """Backbone registry: name -> a network mapping images (B, 3, H, W) to features (B, D).
 
 * ``resnet18``: ResNet18 with t-SimCNE's small-image stem -- conv1 3x3, stride 1, padding 1 and
-  no max-pool -- for 28-32 px images (design §3; Böhm et al. 2023). D = 512.
+  no max-pool -- for 28-32 px images (Böhm et al. 2023; docs/reproducing.md). D = 512.
 * ``resnet18_imagenet``: the unmodified ResNet18 stem, used for PCam's 96 px patches (paper §4).
 * ``tinycnn``: a 3-block CNN for CPU demos and tests; it trains ~100x faster than ResNet18 on CPU.
 """

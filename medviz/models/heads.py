@@ -3,7 +3,7 @@
 t-SimCNE's head holds both output layers from the start.
 
 Linear(D, 1024) -> ReLU -> Linear(1024, 128) in stage 1; the last layer is replaced by a new
-Linear(1024, 2) for stages 2-3 (design §3, no BatchNorm in the head). Both output layers are
+Linear(1024, 2) for stages 2-3 (no BatchNorm in the head; docs/reproducing.md). Both output layers are
 created at construction, and a ``stage`` buffer (saved in every checkpoint) says which one is
 used. Nothing is ever created mid-training, so:
 
@@ -27,7 +27,7 @@ class TSimCNEHead(nn.Module):
         self.hidden = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True))
         self.to_high = nn.Linear(hidden_dim, high_dim)
         self.to_2d = nn.Linear(hidden_dim, out_dim)
-        # Reference initialisation of the new 2-D layer: weights ~ N(0, 1) (design §3).
+        # Reference initialisation of the new 2-D layer: weights ~ N(0, 1) (the reference code).
         nn.init.normal_(self.to_2d.weight, mean=0.0, std=1.0)
         # The buffer travels in checkpoints; the Python copy is what forward reads, because
         # reading a GPU buffer in every step would make the host wait for the device.
