@@ -53,16 +53,16 @@ def test_resume_true_takes_the_newest_of_runs_started_in_the_same_second(tmp_pat
     assert resume_folder(True, new, NAME, in_multirun=False) == tmp_path / f"2026-01-01_10-00-00-2_{NAME}"
 
 
+def train_in(work, *overrides: str) -> subprocess.CompletedProcess:
+    """``train.py`` with the short settings, started in the working folder ``work``."""
+    cmd = [sys.executable, str(REPO / "train.py"), *SHORT, *overrides]
+    return subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300)
+
+
 def test_a_run_folder_that_cannot_be_written_is_one_line_before_any_work(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    done = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *SHORT, f"run_dir={blocker / 'run'}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = train_in(tmp_path, f"run_dir={blocker / 'run'}")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"medviz: error: cannot write the run folder under {blocker / 'run'}" in done.stderr
     assert "run_dir=<folder>" in done.stderr
@@ -70,13 +70,7 @@ def test_a_run_folder_that_cannot_be_written_is_one_line_before_any_work(tmp_pat
 
 
 def test_run_dir_goes_to_that_folder_with_its_log(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), *SHORT, f"run_dir={tmp_path / 'mine'}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = train_in(tmp_path, f"run_dir={tmp_path / 'mine'}")
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
     assert (tmp_path / "mine" / "train.log").is_file() and (tmp_path / "mine" / "embedding.npz").is_file()

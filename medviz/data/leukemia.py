@@ -17,7 +17,8 @@ import numpy as np
 from medviz.data.arrays import ImageArrays, border_colour
 from medviz.data.cache import cache_key, default_cache_dir, load_npz, save_npz_atomic
 from medviz.data.errors import DataError
-from medviz.data.images_io import IMAGE_SUFFIXES, read_many
+from medviz.data.folder import images_below
+from medviz.data.images_io import read_many
 
 log = logging.getLogger("medviz")
 
@@ -51,29 +52,20 @@ def find_image_tree(root: Path, depth: int = 3) -> Path:
             f"{root} does not exist: put the TCIA AML-Cytomorphology_LMU download there (its class folders "
             f"{', '.join(TCIA_CLASSES[:3])}, ... may sit a few levels down), or set dataset.root to where it is"
         )
-    best, best_count = None, 0
-    for folder in _folders_below(root, depth):
-        count = sum((folder / name).is_dir() for name in TCIA_CLASSES)
-        if count > best_count:
-            best, best_count = folder, count
-    if best is None:
-        seen = ", ".join(str(d.relative_to(root)) for d in _folders_below(root, depth)[1:8]) or "no sub-folders"
+    folders = _folders_below(root, depth)
+    counts = [sum((folder / name).is_dir() for name in TCIA_CLASSES) for folder in folders]
+    if max(counts) == 0:
+        seen = ", ".join(str(d.relative_to(root)) for d in folders[1:8]) or "no sub-folders"
         raise DataError(
             f"no Leukemia class folders ({', '.join(TCIA_CLASSES)}) in {root} or up to {depth} levels below it "
             f"(found: {seen}). Set dataset.root to the folder that holds AML-Cytomorphology/<CLASS>/*.tiff"
         )
-    return best
+    return folders[counts.index(max(counts))]  # the shallowest of the most complete
 
 
 def class_images(tree: Path) -> list[Path]:
     """Every image below each class folder of ``tree`` (at any depth), sorted; says so when some are nested."""
-    files = sorted(
-        p
-        for d in tree.iterdir()
-        if d.is_dir()
-        for p in d.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    files = sorted(f for d in tree.iterdir() if d.is_dir() and not d.name.startswith(".") for f in images_below(d))
     nested = [f for f in files if len(f.relative_to(tree).parts) > 2]
     if nested:
         log.info(
@@ -112,7 +104,7 @@ def load_leukemia(root: str, size: int = 28, threshold: int = 80, cache_dir: str
             raise DataError(f"none of the {len(files)} images under {tree} could be read")
         folder_class = np.array([p.relative_to(tree).parts[0] for p in kept])
         border = border_colour(images)
-        save_npz_atomic(cache, images=images, folder_class=folder_class, border=border_colour(images))
+        save_npz_atomic(cache, images=images, folder_class=folder_class, border=border)
         log.info(f"cached resized Leukemia images at {cache}")
     else:
         images, folder_class, border = cached["images"], cached["folder_class"], cached["border"]
