@@ -76,7 +76,10 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise DataError(f"{path} is truncated or not an npz file ({err}). Delete it and download it again.") from None
     for split_name, x, y in zip(SPLITS, images, labels, strict=True):
         if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] != 3):
-            raise DataError(f"{path}: {split_name}_images has shape {x.shape}; expected (N, S, S, 3) or (N, S, S)")
+            raise DataError(
+                f"{path}: {split_name}_images has shape {x.shape}; expected RGB (N, S, S, 3) or grayscale (N, S, S) "
+                "as MedMNIST files hold. Save the images with 3 channels or 1; medviz drops no channel silently"
+            )
         if y.ndim == 0 or len(y) != len(x):
             raise DataError(
                 f"{path}: {split_name}_images has {len(x)} images but {split_name}_labels has shape {y.shape}; "
