@@ -24,17 +24,21 @@ $(STAMP): pyproject.toml
 run: install ## Train t-SimCNE on the built-in dataset (CPU quickstart) and print the map's metrics
 	$(PY) train.py experiment=quickstart
 
+# One test worker per core (pytest-xdist), each test file on one worker so its fixtures are built once.
+PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+
 test: install ## Run the test suite (fast; what CI runs), with the explorer's headless-browser tests
 	@if $(MAKE) --no-print-directory browser; then \
-		$(PY) -m pytest -m "not slow and not gpu"; \
+		$(PY) -m pytest $(PARALLEL) -m "not slow and not gpu"; \
 	else \
 		echo "medviz: chromium could not be installed (needs root or password-less sudo and apt);" \
 			"the explorer's browser tests are LEFT OUT of this run -- install chromium and chromium-driver, then make test"; \
-		$(PY) -m pytest; \
+		$(PY) -m pytest $(PARALLEL); \
 	fi
 
 test-all: install browser ## Run every test, including those marked slow and browser
-	$(PY) -m pytest -m "not gpu"
+	$(PY) -m pytest $(PARALLEL) -m "not gpu"
 
 browser: ## Install Debian's chromium and chromedriver for the explorer's browser tests (needs root or sudo)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \

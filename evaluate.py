@@ -6,11 +6,13 @@ import hydra
 from omegaconf import DictConfig
 
 from medviz.errors import MedvizError
-from medviz.evaluate_pipeline import evaluate
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    # Imported after Hydra has composed the config: a mistyped option is reported at once.
+    from medviz.evaluation.pipeline import evaluate
+
     try:
         evaluate(cfg)
     except (MedvizError, FileNotFoundError) as err:

@@ -18,6 +18,7 @@ from PIL import Image
 from benchmarks.common import header, seconds
 from benchmarks.reference_pipeline import FILL, MEAN, SETS, STD, torchvision_pipeline
 from medviz.augment import BatchAugment
+from medviz.models.preprocess import Preprocess
 
 
 def main() -> None:
@@ -36,8 +37,10 @@ def main() -> None:
         for name, options in SETS.items():
             reference = torchvision_pipeline(name, size)
             ref_rate = len(pil) / seconds(lambda ref=reference, pil=pil: [ref(p) for p in pil], repeats=1)
-            ours = BatchAugment(MEAN, STD, FILL, **options).to(device)
-            ours_time = seconds(lambda o=ours, batch=batch: [o(b) for b in batch.split(args.batch)])
+            ours = BatchAugment(FILL, **options).to(device)
+            # torchvision's pipeline ends in Normalize; ours normalises in the model's preprocessing.
+            normalise = Preprocess(MEAN, STD).to(device).normalise
+            ours_time = seconds(lambda o=ours, n=normalise, batch=batch: [n(o(b)) for b in batch.split(args.batch)])
             ours_rate = len(batch) / ours_time
             print(f"{name:8} {size:>4} {ref_rate:>12,.0f} {ours_rate:>12,.0f} {ours_rate / ref_rate:>6.1f}x")
 

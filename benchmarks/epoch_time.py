@@ -26,7 +26,7 @@ from benchmarks.common import header
 from benchmarks.reference_pipeline import torchvision_pipeline
 from medviz.data import ArrayDataModule
 from medviz.data.synthblood import load_synthblood
-from medviz.pipeline import build_module
+from medviz.training.build import build_method
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -98,10 +98,10 @@ def main() -> None:
     data = load_synthblood(n_images=args.images)
 
     torch.manual_seed(0)
-    ours = second_epoch_seconds(build_module(cfg, data), ArrayDataModule(data, args.batch, on_device="auto"))
+    ours = second_epoch_seconds(build_method(cfg, data.stats()), ArrayDataModule(data, args.batch, on_device="auto"))
 
     torch.manual_seed(0)
-    module = build_module(cfg, data)
+    module = build_method(cfg, data.stats())
     module.on_after_batch_transfer = lambda batch, dataloader_idx: batch  # views arrive ready-made
     loader = DataLoader(
         TwoPILViews(data.images, torchvision_pipeline(args.aug, data.image_size)),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import header
-from medviz.explorer import write_explorer
+from medviz.maps.explorer import write_explorer
 
 
 def main() -> None:

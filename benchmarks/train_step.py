@@ -16,14 +16,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
+from functools import partial
 
 import torch
 
 from benchmarks.common import header
 from medviz.augment import BatchAugment
+from medviz.methods.stages import three_stage
 from medviz.methods.tsimcne import TSimCNE
 from medviz.models.backbones import build_backbone
-from medviz.schedules import three_stage
+from medviz.models.preprocess import Preprocess
 
 AUGS = {"default": {}, "rot90": {"dihedral": True}, "randrot": {"dihedral": True, "rotate_degrees": 45.0}}
 
@@ -47,8 +49,14 @@ def rate(step, n_steps: int, images_per_step: int, device: torch.device) -> floa
 
 def build(args: argparse.Namespace, device: torch.device) -> TSimCNE:
     kwargs = {"width": args.width} if args.backbone == "tinycnn" else {}
-    augment = BatchAugment((0.5,) * 3, (0.25,) * 3, fill=(0.8, 0.7, 0.75), **AUGS[args.aug])
-    module = TSimCNE(build_backbone(args.backbone, **kwargs), augment, schedule=three_stage(), lr=0.12).to(device)
+    module = TSimCNE(
+        build_backbone(args.backbone, **kwargs),
+        augment=BatchAugment(fill=(0.8, 0.7, 0.75), **AUGS[args.aug]),
+        preprocess=Preprocess((0.5,) * 3, (0.25,) * 3),
+        schedule=three_stage(),
+        optimizer=partial(torch.optim.SGD, momentum=0.9, weight_decay=5e-4),
+        lr=0.12,
+    ).to(device)
     module.channels_last = True  # the default (speed.channels_last): faster convolutions on CPU and GPU
     if module.channels_last:
         module.to(memory_format=torch.channels_last)
@@ -83,7 +91,9 @@ def main() -> None:
     layout = torch.channels_last if module.channels_last else torch.contiguous_format
 
     def views() -> tuple[torch.Tensor, torch.Tensor]:
-        return tuple(module.augment(images).contiguous(memory_format=layout) for _ in range(2))
+        return tuple(
+            module.preprocess.normalise(module.augment(images)).contiguous(memory_format=layout) for _ in range(2)
+        )
 
     def model_step(view_a: torch.Tensor, view_b: torch.Tensor, optimiser: torch.optim.Optimizer) -> None:
         with autocast:
@@ -96,7 +106,7 @@ def main() -> None:
     results = {}
     for stage in (0, 1):
         module.enter_stage(stage)
-        optimiser = module.make_sgd(module.trainable_parameters(), 0.12)
+        optimiser = module.make_optimizer(module.trainable_parameters(), lr=0.12)
         results[stage] = {
             "full": rate(lambda opt=optimiser: model_step(*views(), opt), args.steps, args.batch, device),
             "bare": rate(lambda opt=optimiser: model_step(*fixed, opt), args.steps, args.batch, device),

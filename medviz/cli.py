@@ -14,7 +14,7 @@ from medviz.errors import ConfigError, MedvizError
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from medviz.embed import embed_into_run
+    from medviz.maps.embed import embed_into_run
 
     # The full name: images/ and images.npz are different inputs and get different folders.
     out = args.out or args.run / "embedded" / args.images.resolve().name
@@ -35,8 +35,8 @@ def _finished_run(run_dir: Path):
     import numpy as np
     from omegaconf import OmegaConf
 
-    from medviz.build import build_run_data
-    from medviz.outputs import saved_config
+    from medviz.training.build import build_run_data
+    from medviz.training.outputs import saved_config
 
     config = saved_config(run_dir)
     if not (run_dir / "embedding.npz").is_file() or config is None:
@@ -53,7 +53,7 @@ def _finished_run(run_dir: Path):
 
 
 def _qc(args: argparse.Namespace) -> None:
-    from medviz.qc import check_settings, find_groups, recall, write_report
+    from medviz.maps.qc import check_settings, find_groups, recall, write_report
 
     check_settings(args.min_size, args.tight_spacing, args.island_fraction, args.island_separation)
     saved, data, injected = _finished_run(args.run)
@@ -79,7 +79,7 @@ def _qc(args: argparse.Namespace) -> None:
 
 
 def _figures(args: argparse.Namespace) -> None:
-    from medviz.figures import all_figures
+    from medviz.maps.figures import all_figures
 
     saved, data, _ = _finished_run(args.run)
     out = args.out or args.run / "figures"
@@ -91,7 +91,7 @@ def _figures(args: argparse.Namespace) -> None:
 
 
 def _explore(args: argparse.Namespace) -> None:
-    from medviz.explorer import write_explorer
+    from medviz.maps.explorer import write_explorer
 
     saved, data, _ = _finished_run(args.run)
     names = [str(f) for f in data.files] if data.files is not None else []

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: one thread each (and in the runs they start), since
+    # more threads than cores make PyTorch's CPU kernels many times slower, not faster.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -43,3 +50,43 @@ def tiny_cfg(tmp_path: Path):
         return compose_config([*TINY, *extra], run_dir=tmp_path / "run")
 
     return make
+
+
+# Signals whose handlers decide how a run stops: Ctrl-C, a scheduler's SIGTERM, SLURM's requeue.
+WATCHED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+@pytest.fixture(autouse=True)
+def no_signal_handler_outlives_its_test():
+    """Every test leaves the process's signal handlers as it found them.
+
+    A handler left behind (by medviz, Lightning or a test) would decide how a later, unrelated
+    test reacts to a signal; such a test fails here, naming the signal, and the handler is reset.
+    """
+    before = {sig: signal.getsignal(sig) for sig in WATCHED_SIGNALS}
+    yield
+    changed = [sig.name for sig in WATCHED_SIGNALS if signal.getsignal(sig) is not before[sig]]
+    for sig in WATCHED_SIGNALS:
+        signal.signal(sig, before[sig])
+    assert not changed, f"the test left its own handler for {', '.join(changed)} installed"
+
+
+# The files that start training runs in processes of their own take longest. With one test worker
+# per core (`make test`), each file runs on one worker; starting the longest first keeps one of them
+# from running alone at the end while the other worker idles.
+LONGEST_FIRST = (
+    "test_resume.py",
+    "test_sweep.py",
+    "test_interrupts.py",
+    "test_run_folders.py",
+    "test_ddp.py",
+    "test_bad_inputs.py",
+    "test_presets.py",
+    "test_map_tools.py",
+    "test_train_e2e.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # a stable sort: each file's order stays

@@ -13,9 +13,10 @@ from torch.nn.parallel import DistributedDataParallel
 from medviz.augment import BatchAugment
 from medviz.methods.byol import BYOL
 from medviz.methods.simclr import SimCLR
+from medviz.methods.stages import single_stage, three_stage
 from medviz.methods.tsimcne import TSimCNE
 from medviz.models.backbones import Backbone
-from medviz.schedules import three_stage
+from medviz.models.preprocess import Preprocess
 
 GLOBAL_BATCH = 8
 
@@ -28,14 +29,24 @@ def no_bn_backbone() -> Backbone:
 
 def build(method: str) -> nn.Module:
     torch.manual_seed(0)
-    augment = BatchAugment(mean=[0.5] * 3, std=[0.25] * 3)
+    shared = dict(
+        augment=BatchAugment(), preprocess=Preprocess([0.5] * 3, [0.25] * 3), optimizer=torch.optim.SGD, lr=0.1
+    )
     if method == "tsimcne":
         return TSimCNE(
-            no_bn_backbone(), augment, three_stage((1, 1, 1), warmup_epochs=(0, 0, 0)), lr=0.1, hidden_dim=16
+            no_bn_backbone(), schedule=three_stage((1, 1, 1), warmup_epochs=(0, 0, 0)), hidden_dim=16, **shared
         )
     if method == "simclr":
-        return SimCLR(no_bn_backbone(), augment, lr=0.1, hidden_dim=16, out_dim=8)
-    return BYOL(no_bn_backbone(), augment, lr=0.1, proj_hidden=16, proj_dim=8, pred_hidden=16, batchnorm=False)
+        return SimCLR(no_bn_backbone(), schedule=single_stage(1), hidden_dim=16, out_dim=8, **shared)
+    return BYOL(
+        no_bn_backbone(),
+        schedule=single_stage(1),
+        proj_hidden=16,
+        proj_dim=8,
+        pred_hidden=16,
+        batchnorm=False,
+        **shared,
+    )
 
 
 def global_views() -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,26 +69,34 @@ def flat_params(module: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in module.parameters()])
 
 
-def run(rank: int, world: int, port: int, method: str, out_dir: str) -> None:
+def run(rank: int, world: int, port: int, methods: list[str], out_dir: str) -> None:
+    """One process's share of a training step for each of ``methods``; results to out_dir/<method>/rank<r>.pt."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.set_num_threads(1)
     try:
-        module = build(method)
-        wrapped = DistributedDataParallel(LossOf(module), find_unused_parameters=True)
-        view_a, view_b = global_views()
-        share = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
-        loss = wrapped(view_a[share], view_b[share])
-        loss.backward()
-        losses = [torch.zeros(()) for _ in range(world)]
-        dist.all_gather(losses, loss.detach())
-        grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
-        result = {"losses": torch.stack(losses), "grads": grads}
-        if method == "tsimcne":
-            result["params_after_stages"] = stage_switch_params(module, wrapped, view_a[share], view_b[share], world)
-        torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+        for method in methods:
+            result = one_step(method, rank, world)
+            (Path(out_dir) / method).mkdir(parents=True, exist_ok=True)
+            torch.save(result, Path(out_dir) / method / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
+
+
+def one_step(method: str, rank: int, world: int) -> dict:
+    module = build(method)
+    wrapped = DistributedDataParallel(LossOf(module), find_unused_parameters=True)
+    view_a, view_b = global_views()
+    share = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
+    loss = wrapped(view_a[share], view_b[share])
+    loss.backward()
+    losses = [torch.zeros(()) for _ in range(world)]
+    dist.all_gather(losses, loss.detach())
+    grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+    result = {"losses": torch.stack(losses), "grads": grads}
+    if method == "tsimcne":
+        result["params_after_stages"] = stage_switch_params(module, wrapped, view_a[share], view_b[share], world)
+    return result
 
 
 def stage_switch_params(module, wrapped, view_a, view_b, world) -> list[torch.Tensor]:

@@ -9,15 +9,15 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 from scipy.stats import chisquare, ks_2samp
 
-from medviz import colour
-from medviz.augment import BatchAugment
+from medviz.augment import BatchAugment, colour
+from medviz.models.preprocess import Preprocess
 
 N = 4000
 P_MIN = 1e-3  # KS / chi-square p-value below which two samples are called different
 
 
 def make(**kwargs) -> BatchAugment:
-    return BatchAugment(mean=[0, 0, 0], std=[1, 1, 1], fill=[0.25, 0.5, 0.75], **kwargs)
+    return BatchAugment(fill=[0.25, 0.5, 0.75], **kwargs)
 
 
 @pytest.fixture(autouse=True)
@@ -186,21 +186,22 @@ def test_randrot_fills_corners_with_the_border_colour():
     assert corner_area.item() == pytest.approx(1 - 2 * (math.sqrt(2) - 1), abs=0.03)
 
 
-def test_forward_gives_independent_views_and_normalises():
+def test_forward_gives_independent_views_in_unit_range_and_the_model_normalises():
     images = torch.full((64, 3, 16, 16), 128, dtype=torch.uint8)
     images[:, :, :8] = 20
-    aug = BatchAugment(mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], rotate_degrees=45, dihedral=True)
+    aug = BatchAugment(fill=(0.3,) * 3, rotate_degrees=45, dihedral=True, jitter=(0.0, 0.0, 0.0, 0.0), gray_p=0.0)
     views = aug(images)
     assert views.shape == (64, 3, 16, 16) and views.dtype == torch.float32
     assert len({tuple(v.flatten()[:20].tolist()) for v in views}) > 50  # per-sample parameters
-    plain = aug.plain(images[:1])
+    assert views.min() >= 20 / 255 - 1e-6 and views.max() <= 128 / 255 + 1e-6  # no normalisation here
+    plain = Preprocess([0.5, 0.5, 0.5], [0.25, 0.25, 0.25])(images[:1])
     assert torch.allclose(plain[0, 0, 0, 0], torch.tensor((20 / 255 - 0.5) / 0.25))
 
 
 @pytest.mark.parametrize("aug", [{}, {"dihedral": True, "rotate_degrees": 45.0}])
 def test_sync_free_path_gives_the_same_views(aug):
     """The GPU's path (whole-batch ops kept where chosen) equals the CPU's (gather the chosen images)."""
-    augment = BatchAugment((0.5,) * 3, (0.25,) * 3, fill=(0.8, 0.7, 0.75), **aug)
+    augment = BatchAugment(fill=(0.8, 0.7, 0.75), **aug)
     images = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
     torch.manual_seed(5)
     gathered = augment(images, sync_free=False)

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from medviz.checkpoints import CheckpointWriteError
-from medviz.config_checks import check_config
 from medviz.data.errors import DataError
 from medviz.errors import ConfigError
-from medviz.faults import NonFiniteLossError
-from medviz.pipeline import train
+from medviz.training.callbacks import NonFiniteLossError
+from medviz.training.checkpoints import CheckpointWriteError
+from medviz.training.config_checks import check_config
+from medviz.training.pipeline import train
 from tests.conftest import REPO, TINY, compose_config
 from tests.formats import write_image_folder
 
@@ -156,7 +156,7 @@ def test_evaluate_a_run_folder_that_does_not_exist(tmp_path):
 
 
 def test_full_disk_while_saving_reports_itself_and_keeps_earlier_checkpoints(tmp_path, monkeypatch):
-    import medviz.checkpoints as checkpoints
+    import medviz.training.checkpoints as checkpoints
 
     real_save, calls = torch.save, []
 

@@ -9,16 +9,34 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies import StrategyRegistry
 
 from medviz.data.synthblood import load_synthblood
+from medviz.errors import ConfigError
 from medviz.methods.base import ContrastiveMethod
-from medviz.methods.tsimcne import TSimCNE
-from medviz.pipeline import build_loggers, build_module, build_trainer
+from medviz.training.build import build_loggers, build_method, build_trainer
 from tests.conftest import CONF_DIR, compose_config
 
-# Every combination of the model/training groups is built on synthblood; every dataset option is
-# composed with the defaults (building those needs their files: see test_datasets.py).
+# Each option of each group, in every pair with the options of a group it interacts with, is
+# composed and built on synthblood (every dataset option is composed with the defaults; building
+# those needs their files: see test_datasets.py and test_presets.py). The method reads the schedule
+# (its stages), the backbone (its head's input width), the trainer (max_epochs, DDP) and the
+# augmentations (built with the data's border colour, moved and compiled with the method); the
+# loggers go with the trainer. No other group reads another, so the full cross product (1,728
+# combinations) checks nothing the pairs do not.
 GROUPS = ["method", "schedule", "aug", "backbone", "trainer", "logger"]
 OPTIONS = {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in [*GROUPS, "dataset"]}
-COMBOS = list(itertools.product(*(OPTIONS[g] for g in GROUPS)))
+INTERACTING = [
+    ("method", "schedule"),
+    ("method", "backbone"),
+    ("method", "trainer"),
+    ("method", "aug"),
+    ("trainer", "logger"),
+]
+PAIRS = [
+    ((a, option_a), (b, option_b))
+    for a, b in INTERACTING
+    for option_a, option_b in itertools.product(OPTIONS[a], OPTIONS[b])
+]
+# The schedules each method can train: SimCLR and BYOL have no 2-D output, t-SimCNE must end in one.
+SUPPORTED = {"tsimcne": {"stages", "stages_cpu", "anneal"}, "simclr": {"single"}, "byol": {"single"}}
 
 
 @lru_cache(maxsize=1)
@@ -29,7 +47,7 @@ def tiny_data():
 def test_every_group_has_options():
     assert OPTIONS["aug"] == ["default", "nocrop", "nogray", "nojitter", "randrot", "rot90"]
     assert set(OPTIONS["backbone"]) == {"resnet18", "resnet18_imagenet", "tinycnn"}
-    assert set(OPTIONS["schedule"]) == {"stages", "anneal"}
+    assert set(OPTIONS["schedule"]) == {"stages", "stages_cpu", "anneal", "single"}
     expected = {
         "synthblood",
         "medmnist",
@@ -44,18 +62,38 @@ def test_every_group_has_options():
     assert set(OPTIONS["dataset"]) == expected
 
 
-@pytest.mark.parametrize("combo", COMBOS, ids=["-".join(c) for c in COMBOS])
-def test_combination_composes_and_instantiates(combo, tmp_path):
-    overrides = [f"{g}={o}" for g, o in zip(GROUPS, combo, strict=True)]
+def test_the_pairs_cover_every_option_of_every_group():
+    covered = {choice for pair in PAIRS for choice in pair}
+    assert covered == {(group, option) for group in GROUPS for option in OPTIONS[group]}
+    assert set(SUPPORTED) == set(OPTIONS["method"])
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=[f"{a}={x}-{b}={y}" for (a, x), (b, y) in PAIRS])
+def test_each_pair_of_interacting_options_composes_and_builds(pair, tmp_path):
+    overrides = [f"{group}={option}" for group, option in pair]
     cfg = compose_config([*overrides, "batch_size=16"], run_dir=tmp_path)
-    module = build_module(cfg, tiny_data())
-    assert isinstance(module, ContrastiveMethod) and module.total_epochs > 0
-    if isinstance(module, TSimCNE):
-        assert module.total_epochs == sum(s.epochs for s in module.schedule.stages)
+    choices = dict(pair)
+    if "schedule" in choices and choices["schedule"] not in SUPPORTED[cfg.method.name]:
+        with pytest.raises(ConfigError, match=r"cannot train stage .* Use a schedule it supports|must end in a stage"):
+            build_method(cfg, tiny_data().stats())
+        return
+    module = build_method(cfg, tiny_data().stats())
+    assert isinstance(module, ContrastiveMethod) and module.total_epochs == module.schedule.total_epochs > 0
+    if cfg.method.name != "tsimcne":
+        assert len(module.schedule.stages) == 1 and module.total_epochs == cfg.schedule.epochs
     # Trainers that need hardware or extra processes are built in their own tests below.
     if cfg.trainer.accelerator != "gpu" and cfg.trainer.get("strategy") is None:
         trainer = build_trainer(cfg, module, tmp_path, build_loggers(cfg))
         assert isinstance(trainer, L.Trainer) and trainer.max_epochs == module.total_epochs
+
+
+def test_baselines_default_to_one_stage_and_schedule_epochs_means_the_same_everywhere():
+    for method in ("simclr", "byol"):
+        cfg = compose_config([f"method={method}", "schedule.epochs=7"])
+        assert cfg.schedule._target_.endswith("single_stage") and cfg.schedule.epochs == 7
+        assert build_method(cfg, tiny_data().stats()).total_epochs == 7
+    with pytest.raises(ConfigError, match="SimCLR cannot train stage 'anneal' .* schedule=single"):
+        build_method(compose_config(["method=simclr", "schedule=anneal"]), tiny_data().stats())
 
 
 def test_loggers_combine_and_default_to_csv(tmp_path):
@@ -72,7 +110,7 @@ def test_ddp_strategy_is_registered():
 @pytest.mark.gpu
 def test_gpu_trainer_uses_bf16(tmp_path):
     cfg = compose_config(["trainer=gpu", "backbone=tinycnn", "batch_size=16"], run_dir=tmp_path)
-    module = build_module(cfg, tiny_data())
+    module = build_method(cfg, tiny_data().stats())
     trainer = build_trainer(cfg, module, tmp_path, build_loggers(cfg))
     assert trainer.precision in ("bf16-mixed", "16-mixed")
 
@@ -92,7 +130,7 @@ def test_paper_defaults():
     assert list(cfg.schedule.lr_scale) == [1.0, 1.0, 0.001]
     assert list(cfg.schedule.warmup_epochs) == [10, 0, 10]
     assert cfg.method.base_lr * cfg.batch_size / 256 == pytest.approx(0.12)
-    aug = instantiate(compose_config(["aug=randrot"]).aug.transform, mean=[0] * 3, std=[1] * 3)
+    aug = instantiate(compose_config(["aug=randrot"]).aug.transform)
     assert aug.dihedral and aug.rotate_degrees == 45 and aug.crop_scale == (0.2, 1.0)
     assert aug.jitter == (0.4, 0.4, 0.4, 0.1) and aug.jitter_p == 0.8 and aug.gray_p == 0.2
 

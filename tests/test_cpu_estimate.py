@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from medviz.cpu_estimate import StepTiming, suggestions, time_training_steps, training_seconds
+from medviz.models.preprocess import Preprocess
+from medviz.training.cpu_estimate import StepTiming, suggestions, time_training_steps, training_seconds
 
 
 class SlowStart(nn.Module):
@@ -17,6 +18,7 @@ class SlowStart(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2), nn.BatchNorm1d(2))
+        self.preprocess = Preprocess([0.5] * 3, [0.25] * 3)
         self.calls = 0
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
@@ -48,11 +50,11 @@ def test_output_only_stages_cost_a_forward_pass():
 
 
 def test_advice_fits_the_run_and_never_repeats_its_own_preset():
-    on_quickstart = suggestions(7200, 900, "quickstart", "tinycnn", 17_092, [100, 30, 70], "schedule.epochs")
+    on_quickstart = suggestions(7200, 900, "quickstart", "tinycnn", 17_092, [100, 30, 70])
     assert not any("experiment=quickstart" in idea for idea in on_quickstart)
     assert "dataset.n_images=2100 (a class-stratified subset of the 17,092 images)" in on_quickstart
     assert "schedule.epochs=[12,4,9]" in on_quickstart
-    paper = suggestions(4e5, 900, None, "resnet18", 10_000, [1000, 50, 450], "schedule.epochs")
+    paper = suggestions(4e5, 900, None, "resnet18", 10_000, [1000, 50, 450])
     assert paper[0].startswith("experiment=quickstart")
-    simclr = suggestions(3600, 900, None, "tinycnn", 400, [200], "method.module.epochs")
-    assert simclr == ["method.module.epochs=50"]  # 100 images would be too few to subset to
+    simclr = suggestions(3600, 900, None, "tinycnn", 400, [200])
+    assert simclr == ["schedule.epochs=50"]  # 100 images would be too few to subset to

@@ -17,7 +17,7 @@ from medviz.data.folder import load_folder
 from medviz.data.leukemia import MERGED, load_leukemia, merge_small_classes
 from medviz.data.medmnist_source import load_medmnist
 from medviz.data.pcam import load_pcam
-from medviz.pipeline import train
+from medviz.training.pipeline import train
 from tests.conftest import TINY, compose_config
 from tests.formats import (
     write_cifar10,

@@ -25,13 +25,11 @@ def single_process(method: str):
 
 @pytest.fixture(scope="module")
 def two_process_results(tmp_path_factory):
-    """Each method's step run once by 2 gloo processes; {method: [rank0 result, rank1 result]}."""
-    results = {}
-    for method in ("tsimcne", "simclr", "byol"):
-        out = tmp_path_factory.mktemp(method)
-        mp.spawn(ddp_worker.run, args=(2, free_port(), method, str(out)), nprocs=2, join=True)
-        results[method] = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    return results
+    """Each method's step run by the same 2 gloo processes; {method: [rank0 result, rank1 result]}."""
+    methods = ["tsimcne", "simclr", "byol"]
+    out = tmp_path_factory.mktemp("ddp")
+    mp.spawn(ddp_worker.run, args=(2, free_port(), methods, str(out)), nprocs=2, join=True)
+    return {m: [torch.load(out / m / f"rank{r}.pt", weights_only=True) for r in range(2)] for m in methods}
 
 
 @pytest.mark.parametrize("method", ["tsimcne", "simclr", "byol"])

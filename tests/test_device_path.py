@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medviz.data.device_batches import DeviceBatches, EpochOrder
-from medviz.pipeline import train
+from medviz.training.pipeline import train
 from tests.conftest import TINY, compose_config
 
 TINY_STAGES = [*TINY, "schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]"]
@@ -81,12 +81,12 @@ def test_datamodule_serves_device_batches_when_asked_and_a_loader_otherwise():
 def test_the_training_step_never_reads_gpu_values_on_the_host(monkeypatch):
     """Stage and output layer come from Python attributes: reading a tensor's value (item, bool,
     int, float of a tensor) inside forward or the augmentations would stall a GPU every step."""
-    from medviz.pipeline import build_module
+    from medviz.training.build import build_method
 
     cfg = compose_config([*TINY_STAGES])
     from medviz.data.synthblood import load_synthblood
 
-    module = build_module(cfg, load_synthblood(n_images=32))
+    module = build_method(cfg, load_synthblood(n_images=32).stats())
     module.enter_stage(2)
     images = torch.randint(0, 256, (8, 3, 28, 28), dtype=torch.uint8)
 
@@ -95,8 +95,8 @@ def test_the_training_step_never_reads_gpu_values_on_the_host(monkeypatch):
 
     for name in ("item", "__bool__", "__int__", "__float__", "tolist"):
         monkeypatch.setattr(torch.Tensor, name, forbidden)
-    view_a = module.augment(images, sync_free=True)
-    view_b = module.augment(images, sync_free=True)
+    view_a = module.preprocess.normalise(module.augment(images, sync_free=True))
+    view_b = module.preprocess.normalise(module.augment(images, sync_free=True))
     loss = module.compute_loss(view_a, view_b)["loss"]
     loss.backward()
 
@@ -112,13 +112,13 @@ def test_compiled_backbone_trains_and_keeps_checkpoint_names(tmp_path):
 def test_compile_settings_follow_the_device():
     """auto: compiled backbone and augmentations on a GPU (measured faster there), eager on the CPU."""
     from medviz.data.synthblood import load_synthblood
-    from medviz.pipeline import build_module
+    from medviz.training.build import build_method
 
     data = load_synthblood(n_images=32)
     compiled = []
     with mock.patch.object(torch.nn.Module, "compile", autospec=True, side_effect=lambda m, **kw: compiled.append(m)):
-        on_cpu = build_module(compose_config([*TINY_STAGES]), data)
+        on_cpu = build_method(compose_config([*TINY_STAGES]), data.stats())
         assert compiled == []
-        on_gpu = build_module(compose_config([*TINY_STAGES, "trainer.accelerator=gpu"]), data)  # needs no GPU
+        on_gpu = build_method(compose_config([*TINY_STAGES, "trainer.accelerator=gpu"]), data.stats())  # needs no GPU
     assert compiled == [on_gpu.backbone, on_gpu.augment]
     assert on_cpu.channels_last and on_gpu.channels_last

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from medviz.data.synthblood import load_synthblood
-from medviz.evaluate_pipeline import evaluate_run, figure2, run_baseline, write_tables
 from medviz.evaluation.imagenet_features import preprocess_imagenet
+from medviz.evaluation.pipeline import evaluate_run, figure2, run_baseline, write_tables
 from medviz.evaluation.tables import aggregate, find_run_dirs, load_run
 from tests.conftest import REPO
 

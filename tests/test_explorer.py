@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medviz.explorer import write_explorer
+from medviz.maps.explorer import write_explorer
 
 
 def tiny_map(n: int = 300, seed: int = 0):

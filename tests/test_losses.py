@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from medviz.losses import cauchy_infonce
+from medviz.methods.losses import cauchy_infonce
 
 
 def naive_cauchy_infonce(z_a: torch.Tensor, z_b: torch.Tensor) -> float:

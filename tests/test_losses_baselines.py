@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from medviz.losses import byol_loss, cosine_infonce
+from medviz.methods.losses import byol_loss, cosine_infonce
 
 
 def naive_nt_xent(z_a, z_b, tau):
@@ -59,9 +59,9 @@ def test_byol_target_gets_no_gradient():
 
 def test_byol_tau_schedule_and_ema(tiny_cfg):
     from medviz.data.synthblood import load_synthblood
-    from medviz.pipeline import build_module
+    from medviz.training.build import build_method
 
-    module = build_module(tiny_cfg("method=byol"), load_synthblood(32))
+    module = build_method(tiny_cfg("method=byol"), load_synthblood(32).stats())
     assert module.tau(0, 100) == pytest.approx(0.99)
     assert module.tau(50, 100) == pytest.approx(0.995)
     assert module.tau(100, 100) == pytest.approx(1.0)

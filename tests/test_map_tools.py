@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
+import yaml
 
+from medviz import cli
 from medviz.data.synthblood import load_synthblood
-from medviz.pipeline import train
+from medviz.maps.embed import embed_images, load_trained
+from medviz.training.pipeline import train
 from tests.conftest import REPO, TINY, compose_config
 from tests.formats import write_image_folder
 
@@ -23,16 +30,30 @@ def run_dir(tmp_path_factory):
     return folder
 
 
-def medviz(*args: str) -> subprocess.CompletedProcess:
+def medviz_process(*args: str) -> subprocess.CompletedProcess:
+    """``python -m medviz ...`` in its own process: the entry point as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "medviz", *args], cwd=REPO, capture_output=True, text=True, timeout=300
     )
 
 
+def medviz(*args: str) -> subprocess.CompletedProcess:
+    """The same command through ``medviz.cli.main`` in this process (same code after argument parsing,
+    without the seconds of starting Python and importing PyTorch again); its exit code and output."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            cli.main(list(args))
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+    return subprocess.CompletedProcess(["medviz", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
 def test_training_images_land_at_their_training_coordinates(run_dir, tmp_path):
     images = load_synthblood(n_images=96, seed=0).images  # the run's own images (TINY: 96, seed 0)
     np.savez(tmp_path / "train.npz", images=images[:20])
-    done = medviz(
+    done = medviz_process(
         "embed", "--run", str(run_dir), "--images", str(tmp_path / "train.npz"), "--out", str(tmp_path / "out")
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -54,11 +75,7 @@ def test_a_folder_of_new_images_of_any_size(run_dir, tmp_path):
 
 def test_maps_made_by_tsne_cannot_place_new_images(tmp_path):
     simclr = tmp_path / "simclr"
-    train(
-        compose_config(
-            [*TINY, "method=simclr", "method.module.epochs=1", "method.module.warmup_epochs=0"], run_dir=simclr
-        )
-    )
+    train(compose_config([*TINY, "method=simclr", "schedule.epochs=1", "schedule.warmup_epochs=0"], run_dir=simclr))
     np.savez(tmp_path / "x.npz", images=np.zeros((2, 28, 28, 3), np.uint8))
     done = medviz("embed", "--run", str(simclr), "--images", str(tmp_path / "x.npz"))
     assert done.returncode == 1 and "only t-SimCNE runs map new images directly" in done.stderr
@@ -89,7 +106,7 @@ def test_figures_of_a_run_as_png_and_pdf(run_dir, tmp_path):
 
 
 def test_grid_has_one_image_per_square_with_enough_points():
-    from medviz.figures import grid_cells
+    from medviz.maps.figures import grid_cells
 
     coords = np.array([[x, y] for x in range(10) for y in range(10) for _ in range(3)], float)  # 3 points a square
     coords = np.vstack([coords, [[0.2, 0.2]] * 5])  # the corner square gets 8
@@ -98,7 +115,7 @@ def test_grid_has_one_image_per_square_with_enough_points():
 
 
 def test_small_classes_are_grouped_in_black_as_in_the_paper():
-    from medviz.plots import grouped_palette
+    from medviz.maps.plots import grouped_palette
 
     labels = np.array([0] * 60 + [1] * 39 + [2])  # class 2 holds 1 % of the images
     colours, legend = grouped_palette(labels, ["big", "mid", "tiny"], small_class_fraction=0.02)
@@ -132,3 +149,31 @@ def test_a_run_that_lost_its_config_is_restored_by_resume_and_read_by_the_map_to
     done = medviz("figures", "--run", str(run))
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"replacing earlier results: {run / 'figures'}" in done.stdout
+
+
+def _write_in_the_earlier_layout(run_dir) -> None:
+    """Rewrite a run folder as medviz wrote it before the model owned its preprocessing: SGD and the
+    schedule inside ``method.module``, schedules in ``medviz.schedules``, normalisation in
+    ``augment.*`` and a second stage flag ``head.use_2d`` in every checkpoint."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    schedule = {**config["schedule"], "_target_": "medviz.schedules.three_stage"}
+    config["schedule"] = schedule
+    method = config["method"]
+    method["module"].update(schedule=schedule, momentum=0.9, weight_decay=5e-4, grad_clip=None)
+    config["method"] = {"name": method["name"], "module": method["module"], "base_lr": method["base_lr"]}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    for path in (run_dir / "checkpoints").glob("*.ckpt"):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        weights = checkpoint["state_dict"]
+        weights["augment.mean"], weights["augment.std"] = weights.pop("preprocess.mean"), weights.pop("preprocess.std")
+        weights["head.use_2d"], weights["dim_scale"] = torch.tensor(True), torch.tensor(1.0)
+        torch.save(checkpoint, path)
+
+
+def test_a_run_folder_of_the_earlier_layout_still_places_images_the_same(run_dir, tmp_path):
+    images = load_synthblood(n_images=96, seed=0).images[:10]
+    before = embed_images(load_trained(run_dir, torch.device("cpu")), images)
+    earlier = tmp_path / "earlier"
+    shutil.copytree(run_dir, earlier)
+    _write_in_the_earlier_layout(earlier)
+    np.testing.assert_array_equal(embed_images(load_trained(earlier, torch.device("cpu")), images), before)

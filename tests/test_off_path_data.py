@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medviz.config_checks import check_config
 from medviz.data.dtypes import as_uint8
 from medviz.data.errors import DataError
 from medviz.data.folder import load_folder
 from medviz.data.leukemia import load_leukemia
 from medviz.data.medmnist_source import load_medmnist
 from medviz.errors import ConfigError
+from medviz.training.config_checks import check_config
 from tests.conftest import REPO, compose_config
 from tests.formats import write_image_folder, write_medmnist_npz, write_tcia_tree
 

@@ -12,8 +12,8 @@ from sklearn.cluster import HDBSCAN
 from medviz.data.qc_inject import inject
 from medviz.data.synthblood import load_synthblood
 from medviz.errors import ConfigError
-from medviz.pipeline import train
-from medviz.qc import find_groups, image_similarity, recall
+from medviz.maps.qc import find_groups, image_similarity, recall
+from medviz.training.pipeline import train
 from tests.conftest import REPO, TINY, compose_config
 
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from medviz.errors import ConfigError
-from medviz.pipeline import train
-from medviz.resume import resume_folder
-from medviz.run_folder import claim_new_folder, folder_order
+from medviz.training.pipeline import train
+from medviz.training.resume import resume_folder
+from medviz.training.run_folder import claim_new_folder, folder_order
 from tests.conftest import REPO, TINY, compose_config
 
 SHORT = [*TINY, "schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]", "eval.snapshot_every=0"]

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from medviz.pipeline import train
+from medviz.training.pipeline import train
 from tests.conftest import REPO, TINY, compose_config
 from tests.wandb_records import exit_code, offline_run_dirs, read_records, run_record
 

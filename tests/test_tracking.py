@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from medviz.errors import ConfigError
-from medviz.pipeline import train
+from medviz.training.pipeline import train
 from tests.conftest import REPO, TINY, compose_config
 from tests.wandb_records import (
     config_keys,

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from medviz.data.synthblood import load_synthblood
-from medviz.pipeline import build_module, train
+from medviz.training.build import build_method
+from medviz.training.pipeline import train
 from tests.conftest import REPO, TINY
 
 
@@ -51,7 +52,7 @@ def test_run_folder_has_every_output(finished_run):
 
 def _load_module(cfg, checkpoint):
     data = load_synthblood(**{k: v for k, v in cfg.dataset.source.items() if k != "_target_"})
-    module = build_module(cfg, data)
+    module = build_method(cfg, data.stats())
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)
     return module.eval(), data
@@ -67,7 +68,7 @@ def test_embedding_rows_are_in_dataset_order(finished_run):
     # Embed the images in reverse order, one at a time: row i of the file is image i.
     images = torch.from_numpy(data.images.transpose(0, 3, 1, 2).copy())
     with torch.no_grad():
-        rows = [module.embed(module.augment.plain(images[i : i + 1]))[0].numpy() for i in range(95, -1, -8)]
+        rows = [module.embed(images[i : i + 1])[0].numpy() for i in range(95, -1, -8)]
     assert np.allclose(np.stack(rows), saved["embedding"][95::-8], atol=1e-4)
 
 
@@ -76,7 +77,7 @@ def test_checkpoint_from_every_stage_loads_into_a_fresh_model(finished_run):
     for epoch, stage, out_dim in [(0, 0, 128), (2, 1, 2), (3, 2, 2)]:
         module, data = _load_module(cfg, run_dir / "checkpoints" / f"epoch{epoch:04d}.ckpt")
         assert int(module.stage_index) == stage
-        x = module.augment.plain(torch.from_numpy(data.images[:3].transpose(0, 3, 1, 2).copy()))
+        x = module.preprocess(torch.from_numpy(data.images[:3].transpose(0, 3, 1, 2).copy()))
         assert module(x).shape == (3, out_dim)
 
 
@@ -116,9 +117,7 @@ def test_train_py_multirun_from_the_command_line(tmp_path):
 def test_feature_methods_save_backbone_features_and_a_tsne_map(method, tmp_path):
     from tests.conftest import compose_config
 
-    cfg = compose_config(
-        [*TINY, f"method={method}", "method.module.epochs=2", "method.module.warmup_epochs=1"], run_dir=tmp_path
-    )
+    cfg = compose_config([*TINY, f"method={method}", "schedule.epochs=2", "schedule.warmup_epochs=1"], run_dir=tmp_path)
     metrics = train(cfg)
     features = np.load(tmp_path / "features.npz")
     assert features["features"].shape == (96, 64)  # tinycnn width 8 -> 8 * 8 features

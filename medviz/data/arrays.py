@@ -8,6 +8,20 @@ from pathlib import Path
 import numpy as np
 
 
+@dataclass(frozen=True)
+class ImageStats:
+    """What a model's preprocessing and the augmentations need to know of a dataset.
+
+    Attributes:
+        mean, std: per-channel mean and std of the pixels in [0, 1] (the model's normalisation).
+        fill: the mean border colour in [0, 1], for corners uncovered by rotation (paper §4).
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    fill: tuple[float, ...]
+
+
 @dataclass
 class ImageArrays:
     """A whole dataset in memory, in MedMNIST's layout.
@@ -71,6 +85,11 @@ class ImageArrays:
         mean = sample.mean(axis=(0, 1, 2))
         std = np.maximum(sample.std(axis=(0, 1, 2)), 1e-3)
         return mean.astype(np.float32), std.astype(np.float32)
+
+    def stats(self) -> ImageStats:
+        """The dataset's normalisation statistics and border colour, as plain floats."""
+        mean, std = self.channel_stats()
+        return ImageStats(tuple(mean.tolist()), tuple(std.tolist()), tuple(self.border_colour().tolist()))
 
 
 class BorderMean:

@@ -64,7 +64,7 @@ def inject_artefacts(data: ImageArrays, count: int, seed: int) -> tuple[ImageArr
     return changed, injected
 
 
-# QC on the map needs more points than HDBSCAN's smallest cluster (15, medviz.qc).
+# QC on the map needs more points than HDBSCAN's smallest cluster (15, medviz.maps.qc).
 MIN_QC_IMAGES = 16
 
 INJECTORS = {"duplicates": inject_duplicates, "artefacts": inject_artefacts}

@@ -1,6 +1,12 @@
-"""What every method shares: on-device augmentation, SGD with warmup-cosine, embedding output."""
+"""What every method shares: the training step, the optimiser per stage, preprocessing and embedding.
+
+A method is its head, its loss and its extras (BYOL's target network); everything else lives here.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
 
 import lightning as L
 import torch
@@ -8,40 +14,121 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from medviz.augment import BatchAugment
-from medviz.schedules import Stage
+from medviz.errors import ConfigError
+from medviz.methods.distributed import gather_with_grad
+from medviz.methods.stages import MAP_OUTPUTS, Schedule, Stage, StageSwitch
+from medviz.models.preprocess import Preprocess
+
+#: Builds an optimiser from parameters and a learning rate (a ``_partial_`` of e.g. torch.optim.SGD).
+OptimiserFactory = Callable[..., torch.optim.Optimizer]
 
 
 class ContrastiveMethod(L.LightningModule):
     """Base for contrastive methods trained on two augmented views of each image.
 
-    Batches arrive from :class:`~medviz.data.ArrayDataModule` as ``(uint8 images, indices)``
-    and are augmented here, on the model's device, after the transfer (docs/reproducing.md, "Augmentations").
+    Batches arrive from :class:`~medviz.data.ArrayDataModule` as ``(uint8 images, indices)``; in
+    training they are augmented here, on the model's device, after the transfer
+    (docs/reproducing.md, "Augmentations"), and normalised by the model's own preprocessing.
 
     Args:
         backbone: feature extractor with ``out_dim``.
-        augment: random views and the plain preprocessing of the dataset.
-        lr: peak learning rate (the paper: 0.03 · b / 256).
-        momentum, weight_decay: SGD settings (ref: 0.9, 5e-4).
+        augment: random views of uint8 batches, float in [0, 1].
+        preprocess: uint8 -> normalised float, with the dataset's statistics.
+        schedule: the stages to train through (:mod:`medviz.methods.stages`).
+        optimizer: ``optimizer(params, lr=...)`` builds each stage's optimiser (ref: SGD,
+            momentum 0.9, weight decay 5e-4).
+        lr: peak learning rate (the paper: 0.03 · b / 256); each stage scales it.
         grad_clip: clip the gradient norm to this value; None (the paper) disables it.
     """
+
+    #: Stage outputs the method's network has; a schedule asking for another is refused.
+    outputs: ClassVar[frozenset[str]] = frozenset({"high"})
+    #: Stage ``trains`` values the method supports (``output``: only the output layer).
+    trains: ClassVar[frozenset[str]] = frozenset({"all"})
 
     def __init__(
         self,
         backbone: nn.Module,
         augment: BatchAugment,
+        preprocess: Preprocess,
+        schedule: Schedule,
+        optimizer: OptimiserFactory,
         lr: float,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
         grad_clip: float | None = None,
     ) -> None:
         super().__init__()
+        self.check_schedule(schedule)
         self.backbone = backbone
         self.augment = augment
+        self.preprocess = preprocess
+        self.schedule = schedule
+        self.make_optimizer = optimizer
         self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
         self.grad_clip = grad_clip
+        # The one saved stage flag: a restored model knows its stage before anything runs. The
+        # Python copy is what the training step reads: reading the buffer on a GPU would make
+        # the host wait for the device in every step.
+        self.register_buffer("stage_index", torch.tensor(0))
+        self.current_stage = 0
+        self.register_load_state_dict_post_hook(lambda module, _: module.enter_stage(int(module.stage_index)))
 
+    # ------------------------------------------------------------------ stages
+    @classmethod
+    def check_schedule(cls, schedule: Schedule) -> None:
+        """Refuse a schedule whose stages the method cannot train, saying what would work."""
+        name = cls.__name__
+        for stage in schedule.stages:
+            if stage.output not in cls.outputs or stage.trains not in cls.trains:
+                raise ConfigError(
+                    f"{name} cannot train stage '{stage.name}' (output {stage.output}, trains {stage.trains}): "
+                    f"its network has only the {'/'.join(sorted(cls.outputs))} output. Use a schedule it supports "
+                    f"(SimCLR and BYOL: schedule=single; t-SimCNE: schedule=stages or schedule=anneal) and set "
+                    "its length with schedule.epochs"
+                )
+
+    @property
+    def stage(self) -> Stage:
+        return self.schedule.stages[self.current_stage]
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs the whole training runs for (the Trainer's max_epochs)."""
+        return self.schedule.total_epochs
+
+    @property
+    def has_map(self) -> bool:
+        """Whether the network's output is a 2-D map right now (t-SimCNE after stage 1; never SimCLR/BYOL)."""
+        return self.stage.output in MAP_OUTPUTS
+
+    def enter_stage(self, index: int) -> None:
+        """Make stage ``index`` current: record it and set which parameters train."""
+        self.current_stage = int(index)
+        self.stage_index.fill_(self.current_stage)
+        self.set_trainable(self.stage)
+
+    def set_trainable(self, stage: Stage) -> None:
+        """Set ``requires_grad`` for ``stage``; single-stage methods train what they built trainable."""
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters the current stage optimises."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        return [StageSwitch()]
+
+    def configure_optimizers(self):
+        """A fresh optimiser and warmup-cosine lr for the current stage (rebuilt at each switch)."""
+        self.enter_stage(self.current_stage)  # requires_grad is not saved in checkpoints
+        stage = self.stage
+        optimiser = self.make_optimizer(self.trainable_parameters(), lr=self.lr * stage.lr_scale)
+        scheduler = LambdaLR(optimiser, stage.lr_factor)
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        if self.grad_clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+
+    # ------------------------------------------------------------------ training
     def on_train_start(self) -> None:
         # Every DDP process starts from the same seed; offset it by rank so processes draw
         # different augmentations for their different images (still reproducible per seed).
@@ -56,36 +143,29 @@ class ContrastiveMethod(L.LightningModule):
             self.to(memory_format=torch.channels_last)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """In training, uint8 images (B, 3, H, W) become two normalised views; otherwise they stay uint8."""
         images, indices = batch
-        if self.trainer is not None and self.trainer.training:
-            views = (self.augment(images), self.augment(images))
-            if self.channels_last:
-                views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
-            return *views, indices
-        return self.augment.plain(images), indices
+        if not self.trainer.training:
+            return batch
+        views = tuple(self.preprocess.normalise(self.augment(images)) for _ in range(2))
+        if self.channels_last:
+            views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
+        return *views, indices
 
-    #: True when the network's output is the 2-D map (t-SimCNE); False when a map is made from
-    #: the backbone features afterwards (SimCLR, BYOL: t-SNE of the 512-D features).
-    produces_map: bool = True
+    def loss(self, z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The method's loss of the two views' outputs (B, D) each; ``loss`` plus any parts to log."""
+        raise NotImplementedError
 
-    @property
-    def has_map(self) -> bool:
-        """Whether ``embed`` gives a 2-D map right now (for snapshots during training)."""
-        return self.produces_map
+    def compute_loss(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Loss of two normalised views (B, 3, H, W); under DDP the negatives come from the global batch."""
+        z_a, z_b = self(torch.cat([view_a, view_b], dim=0)).chunk(2, dim=0)
+        return self.loss(gather_with_grad(z_a), gather_with_grad(z_b))
 
-    def make_sgd(self, params: list[nn.Parameter], lr: float) -> torch.optim.SGD:
-        return torch.optim.SGD(params, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay)
-
-    def sgd_with_warmup_cosine(self, stage: Stage) -> dict:
-        """SGD over the trainable parameters with ``stage``'s warmup-cosine lr, stepped per epoch."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimiser = self.make_sgd(params, self.lr * stage.lr_scale)
-        scheduler = LambdaLR(optimiser, stage.lr_factor)
-        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
-        if self.grad_clip is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        view_a, view_b, _ = batch
+        parts = self.compute_loss(view_a, view_b)
+        self.log_step(parts, batch_size=view_a.shape[0])
+        return parts["loss"]
 
     def log_step(self, parts: dict[str, torch.Tensor], batch_size: int) -> None:
         """Log the loss and its parts every step, and the current learning rate."""
@@ -93,23 +173,41 @@ class ContrastiveMethod(L.LightningModule):
             self.log(f"train/{key}", value, prog_bar=key == "loss", batch_size=batch_size)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=batch_size)
 
-    #: One warmup-cosine stage for single-stage methods (SimCLR, BYOL); t-SimCNE replaces it.
-    stage: Stage
-
-    @property
-    def total_epochs(self) -> int:
-        """Epochs the whole training runs for (the Trainer's max_epochs)."""
-        return self.stage.epochs
-
-    def configure_optimizers(self):
-        return self.sgd_with_warmup_cosine(self.stage)
+    # ------------------------------------------------------------------ embedding
+    def map_of_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Backbone features (B, D) -> map coordinates (B, 2); only when :attr:`has_map`."""
+        raise ConfigError(f"{type(self).__name__}'s network has no 2-D output: its map is a t-SNE of its features")
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        """Backbone features (B, D) of preprocessed images, with their dataset indices."""
-        x, indices = batch
-        return {"features": self.backbone(x).float(), "index": indices}
+        """uint8 images (B, 3, H, W) -> backbone features (B, D), map coordinates (B, 2) when the
+        network has a map, and the images' dataset indices."""
+        images, indices = batch
+        features = self.backbone(self.preprocess(images))
+        out = {"features": features.float(), "index": indices}
+        if self.has_map:
+            out["embedding"] = self.map_of_features(features).float()
+        return out
 
-    @torch.no_grad()
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone features (B, D) of preprocessed images (B, 3, H, W)."""
-        return self.backbone(x)
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (B, 3, H, W) -> map coordinates (B, 2), with no augmentation."""
+        return self.map_of_features(self.backbone(self.preprocess(images)))
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        upgrade_state_dict(checkpoint["state_dict"])
+
+
+def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename, in place, the keys of checkpoints written before the model owned its preprocessing.
+
+    Earlier checkpoints kept the normalisation in ``augment.mean/std``, a second stage flag in
+    ``head.use_2d`` and the annealing weight in ``dim_scale`` (recomputed every step now); SimCLR
+    and BYOL had no stage index.
+    """
+    for name in ("mean", "std"):
+        if f"augment.{name}" in state:
+            state[f"preprocess.{name}"] = state.pop(f"augment.{name}")
+    for stale in ("head.use_2d", "dim_scale"):
+        state.pop(stale, None)
+    state.setdefault("stage_index", torch.tensor(0))
+    return state

@@ -10,53 +10,49 @@ import torch
 from torch import nn
 
 from medviz.augment import BatchAugment
-from medviz.losses import byol_loss
-from medviz.methods.base import ContrastiveMethod
+from medviz.methods.base import ContrastiveMethod, OptimiserFactory
+from medviz.methods.losses import byol_loss
+from medviz.methods.stages import Schedule
 from medviz.models.heads import MLPHead
-from medviz.schedules import Stage
+from medviz.models.preprocess import Preprocess
 
 
 class BYOL(ContrastiveMethod):
     """BYOL with projector/predictor MLPs (BatchNorm) and a cosine EMA schedule τ: 0.99 -> 1.
 
     Args:
-        backbone, augment, lr, momentum, weight_decay, grad_clip: see ContrastiveMethod.
-        epochs: training length (paper: 1000).
-        warmup_epochs: linear lr warmup.
+        backbone, augment, preprocess, schedule, optimizer, lr, grad_clip: see ContrastiveMethod
+            (the schedule: one 128-D stage, :func:`~medviz.methods.stages.single_stage`).
         proj_hidden, proj_dim, pred_hidden: MLP sizes (BYOL's 4096, 256, 4096).
         tau_base: EMA coefficient at the start; it rises to 1 on a cosine over training steps.
         batchnorm: BatchNorm in the MLPs (BYOL's design; off only to test exact DDP equivalence).
     """
 
-    produces_map = False
-
     def __init__(
         self,
         backbone: nn.Module,
         augment: BatchAugment,
+        preprocess: Preprocess,
+        schedule: Schedule,
+        optimizer: OptimiserFactory,
         lr: float,
-        epochs: int = 1000,
-        warmup_epochs: int = 10,
+        grad_clip: float | None = None,
         proj_hidden: int = 4096,
         proj_dim: int = 256,
         pred_hidden: int = 4096,
         tau_base: float = 0.99,
         batchnorm: bool = True,
-        momentum: float = 0.9,
-        weight_decay: float = 5e-4,
-        grad_clip: float | None = None,
     ) -> None:
-        super().__init__(backbone, augment, lr, momentum, weight_decay, grad_clip)
+        super().__init__(backbone, augment, preprocess, schedule, optimizer, lr, grad_clip)
         self.projector = MLPHead(backbone.out_dim, proj_hidden, proj_dim, batchnorm)
         self.predictor = MLPHead(proj_dim, pred_hidden, proj_dim, batchnorm)
         # The target is a slow copy; it is saved in checkpoints, so a resumed run keeps it.
         self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
         self.tau_base = tau_base
-        self.stage = Stage("byol", epochs, 1.0, warmup_epochs, "high", "all")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Preprocessed images (B, 3, H, W) -> online predictions (B, proj_dim)."""
+        """Normalised images (B, 3, H, W) -> online predictions (B, proj_dim)."""
         return self.predictor(self.projector(self.backbone(x)))
 
     def tau(self, step: int, total_steps: int) -> float:
@@ -72,12 +68,6 @@ class BYOL(ContrastiveMethod):
         with torch.no_grad():
             t_a, t_b = self.target_projector(self.target_backbone(views)).chunk(2, dim=0)
         return byol_loss(p_a, t_b, p_b, t_a)
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        view_a, view_b, _ = batch
-        parts = self.compute_loss(view_a, view_b)
-        self.log_step(parts, batch_size=view_a.shape[0])
-        return parts["loss"]
 
     @torch.no_grad()
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:

@@ -1,16 +1,14 @@
 """Projection heads: t-SimCNE's stage-aware head and plain MLP heads (SimCLR, BYOL).
 
-t-SimCNE's head holds both output layers from the start.
-
-Linear(D, 1024) -> ReLU -> Linear(1024, 128) in stage 1; the last layer is replaced by a new
-Linear(1024, 2) for stages 2-3 (no BatchNorm in the head; docs/reproducing.md). Both output layers are
-created at construction, and a ``stage`` buffer (saved in every checkpoint) says which one is
-used. Nothing is ever created mid-training, so:
+t-SimCNE's head is Linear(D, 1024) -> ReLU -> Linear(1024, 128) in stage 1; the last layer is
+replaced by a new Linear(1024, 2) for stages 2-3 (no BatchNorm in the head; docs/reproducing.md).
+Both output layers are created at construction and the method says, on each call, which output
+its current stage uses (the stage index is the one saved flag, kept by the method). Nothing is
+ever created mid-training, so:
 
 * the optimiser built at the start of each stage always sees the layer that stage trains;
 * DDP wraps every parameter at start-up and no layer needs synchronising later;
-* a checkpoint from any stage loads into a freshly built model: same keys, same shapes, and the
-  stage comes back with the weights.
+* a checkpoint from any stage loads into a freshly built model: same keys, same shapes.
 """
 
 from __future__ import annotations
@@ -19,8 +17,26 @@ import torch
 from torch import nn
 
 
+class FadingDimensions(nn.Module):
+    """Dimension annealing's output: (B, D) -> (B, D) with dimensions 3..D scaled by ``scale``.
+
+    ``scale`` goes from 1 to 0 over the annealing window (set by the method each step); the map
+    is read from the first two dimensions, which are never scaled.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = 1.0
+
+    def forward(self, out: torch.Tensor) -> torch.Tensor:
+        keep = torch.ones(out.shape[1], device=out.device, dtype=out.dtype)
+        keep[2:] = self.scale
+        return out * keep
+
+
 class TSimCNEHead(nn.Module):
-    """Maps backbone features (B, D) to the output (B, 128) in stage 1 or (B, 2) afterwards."""
+    """Maps backbone features (B, D) to the output of a stage: ``high`` (B, 128), ``2d`` (B, 2) or
+    ``anneal`` (B, 128) with dimensions 3..128 fading out."""
 
     def __init__(self, in_dim: int, hidden_dim: int = 1024, high_dim: int = 128, out_dim: int = 2) -> None:
         super().__init__()
@@ -29,19 +45,15 @@ class TSimCNEHead(nn.Module):
         self.to_2d = nn.Linear(hidden_dim, out_dim)
         # Reference initialisation of the new 2-D layer: weights ~ N(0, 1) (the reference code).
         nn.init.normal_(self.to_2d.weight, mean=0.0, std=1.0)
-        # The buffer travels in checkpoints; the Python copy is what forward reads, because
-        # reading a GPU buffer in every step would make the host wait for the device.
-        self.register_buffer("use_2d", torch.tensor(False))
-        self.output_2d = False
-        self.register_load_state_dict_post_hook(lambda module, _: module.set_output_2d(bool(module.use_2d)))
+        self.fading = FadingDimensions()
 
-    def set_output_2d(self, use_2d: bool) -> None:
-        self.output_2d = bool(use_2d)
-        self.use_2d.fill_(self.output_2d)
+    def output_layer(self, output: str) -> nn.Module:
+        """The layer that produces ``output`` (``anneal`` trains the 128-D layer)."""
+        return self.to_2d if output == "2d" else self.to_high
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        hidden = self.hidden(features)
-        return self.to_2d(hidden) if self.output_2d else self.to_high(hidden)
+    def forward(self, features: torch.Tensor, output: str) -> torch.Tensor:
+        out = self.output_layer(output)(self.hidden(features))
+        return self.fading(out) if output == "anneal" else out
 
 
 class MLPHead(nn.Module):

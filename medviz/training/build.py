@@ -1,4 +1,4 @@
-"""Building a run from its config: data, module, loggers, callbacks, trainer (used by :mod:`medviz.pipeline`)."""
+"""Building a run from its config: data, method, loggers, callbacks, trainer (for :mod:`medviz.training.pipeline`)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from medviz.callbacks import MapSnapshot, StageSchedule
-from medviz.checkpoints import AtomicCheckpointIO, RunState
-from medviz.cpu_estimate import stages_of, suggestions, time_training_steps, training_seconds
 from medviz.data import ImageArrays
+from medviz.data.arrays import ImageStats
 from medviz.data.qc_inject import inject
 from medviz.data.subset import stratified_subset
 from medviz.errors import ConfigError, MedvizError
-from medviz.faults import NonFiniteLossGuard, SaveOnInterrupt
 from medviz.methods.base import ContrastiveMethod
-from medviz.runtime import format_duration, resolve_precision, uses_gpu
-from medviz.sweep import sweep_name
+from medviz.models.preprocess import Preprocess
+from medviz.training.callbacks import MapSnapshot, NonFiniteLossGuard, RunState, SaveOnInterrupt
+from medviz.training.checkpoints import AtomicCheckpointIO
+from medviz.training.cpu_estimate import suggestions, time_training_steps, training_seconds
+from medviz.training.runtime import format_duration, resolve_precision, uses_gpu
+from medviz.training.sweep import sweep_name
 
 log = logging.getLogger("medviz")
 
@@ -74,21 +75,27 @@ def build_run_data(cfg: DictConfig) -> tuple[ImageArrays, np.ndarray | None]:
     return data, injected
 
 
-def build_module(cfg: DictConfig, data: ImageArrays) -> ContrastiveMethod:
-    """The method with its augmentations normalised by the dataset's statistics."""
-    mean, std = data.channel_stats()
-    return build_method(cfg, mean.tolist(), std.tolist(), data.border_colour().tolist())
-
-
-def build_method(cfg: DictConfig, mean: list[float], std: list[float], fill: list[float]) -> ContrastiveMethod:
-    """The method from the config, given per-channel mean/std and the corner fill colour (each 3 floats)."""
-    augment = build(cfg.aug.transform, "aug", mean=mean, std=std, fill=fill)
+def build_method(cfg: DictConfig, stats: ImageStats) -> ContrastiveMethod:
+    """The method of ``cfg`` for data with ``stats`` (normalisation and border colour, e.g. ``data.stats()``)."""
+    augment = build(cfg.aug.transform, "aug", fill=list(stats.fill))
     backbone = build(cfg.backbone, "backbone")
+    schedule = build(cfg.schedule, "schedule")
+    optimizer = build(cfg.method.optimizer, "method.optimizer")
     lr = cfg.method.base_lr * cfg.batch_size / 256
-    make_module = build(cfg.method.module, "method")
+    make_method = build(cfg.method.module, "method")
     try:
-        module = make_module(backbone=backbone, augment=augment, lr=lr)
+        module = make_method(
+            backbone=backbone,
+            augment=augment,
+            preprocess=Preprocess(list(stats.mean), list(stats.std)),
+            schedule=schedule,
+            optimizer=optimizer,
+            lr=lr,
+            grad_clip=cfg.method.grad_clip,
+        )
     except (TypeError, ValueError, RuntimeError) as err:
+        if isinstance(err, MedvizError):
+            raise
         raise ConfigError(f"could not build `method` from the config ({err}); check the method.* values") from err
     module.channels_last = bool(cfg.speed.channels_last)
     gpu = uses_gpu(str(cfg.trainer.accelerator))
@@ -154,8 +161,6 @@ def build_trainer(
         # On a GPU the flags are read where the logger reads values anyway; on the CPU every step.
         NonFiniteLossGuard(check_every=cfg.trainer.get("log_every_n_steps", 10) if gpu else 1),
     ]
-    if hasattr(module, "schedule"):
-        callbacks.append(StageSchedule())
     callbacks.extend(extra_callbacks)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     if trainer_cfg.get("enable_progress_bar", True):
@@ -182,7 +187,7 @@ def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageA
         return
     batch = min(int(cfg.batch_size), len(data))
     timing = time_training_steps(module, (3, data.image_size, data.image_size), batch)
-    stages = stages_of(module)
+    stages = module.schedule.stages
     output_epochs = sum(s.epochs for s in stages if s.trains == "output")
     images_per_epoch = len(data) // batch * batch
     low, typical, high = training_seconds(timing, images_per_epoch, module.total_epochs - output_epochs, output_epochs)
@@ -197,7 +202,6 @@ def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageA
     if typical <= _CPU_WARN_SECONDS:
         return
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    epochs_key = "schedule.epochs" if cfg.method.name == "tsimcne" else "method.module.epochs"
     ideas = suggestions(
         typical,
         _CPU_WARN_SECONDS / 2,
@@ -205,7 +209,6 @@ def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageA
         backbone=str(cfg.backbone.name),
         n_images=len(data),
         epochs=[s.epochs for s in stages],
-        epochs_key=epochs_key,
     )
     hint = f" To finish in about 15 min, try: {'; or '.join(ideas)}." if ideas else ""
     log.warning(

@@ -1,10 +1,10 @@
 """Batched, on-device data augmentation for contrastive training (paper §4; docs/reproducing.md).
 
-One call turns a uint8 batch (B, 3, H, W) into an augmented, normalised float batch, with
-independent random parameters per image. All geometric steps -- arbitrary rotation, random
-resized crop, horizontal/vertical flips and 90° rotations -- are composed into one affine matrix
-per image and applied in a single ``grid_sample`` pass, so a larger augmentation set costs no
-extra passes over the pixels.
+One call turns a uint8 batch (B, 3, H, W) into an augmented float batch in [0, 1], with
+independent random parameters per image (the model's own preprocessing normalises it). All
+geometric steps -- arbitrary rotation, random resized crop, horizontal/vertical flips and 90°
+rotations -- are composed into one affine matrix per image and applied in a single
+``grid_sample`` pass, so a larger augmentation set costs no extra passes over the pixels.
 
 The sets of the paper:
 * ``default``: RandomResizedCrop(scale 0.2-1, ratio 3/4-4/3) -> horizontal flip (p=0.5) ->
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medviz.colour import (
+from medviz.augment.colour import (
     adjust_brightness,
     adjust_contrast,
     adjust_hue,
@@ -52,10 +52,9 @@ def sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 class BatchAugment(nn.Module):
-    """Random views of a uint8 batch, plus the plain (un-augmented) preprocessing.
+    """Random views of a uint8 batch, float in [0, 1]; augmentation only (normalising is the model's).
 
     Args:
-        mean, std: per-channel normalisation of pixels in [0, 1], each 3 floats (from the data).
         fill: RGB in [0, 1] for corners uncovered by rotation (the dataset's mean border colour).
         crop_scale, crop_ratio: RandomResizedCrop's area fraction and aspect-ratio ranges.
             ``crop_scale=(1, 1), crop_ratio=(1, 1)`` disables cropping (the "no crops" ablation).
@@ -69,8 +68,6 @@ class BatchAugment(nn.Module):
 
     def __init__(
         self,
-        mean: Sequence[float],
-        std: Sequence[float],
         fill: Sequence[float] = (0.0, 0.0, 0.0),
         crop_scale: Sequence[float] = (0.2, 1.0),
         crop_ratio: Sequence[float] = (3 / 4, 4 / 3),
@@ -82,8 +79,6 @@ class BatchAugment(nn.Module):
         gray_p: float = 0.2,
     ) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("fill", torch.as_tensor(fill, dtype=torch.float32).view(1, 3, 1, 1))
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.crop_ratio = (float(crop_ratio[0]), float(crop_ratio[1]))
@@ -95,23 +90,15 @@ class BatchAugment(nn.Module):
         self.gray_p = float(gray_p)
 
     # ------------------------------------------------------------------ public API
-    def plain(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> normalised float (B, 3, H, W); no randomness (for embedding)."""
-        return self.normalise(images.float() / 255.0)
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
     @torch.no_grad()
     def forward(self, images: torch.Tensor, sync_free: bool | None = None) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> one random view per image, normalised float (B, 3, H, W).
+        """uint8 (B, 3, H, W) -> one random view per image, float (B, 3, H, W) in [0, 1].
 
         ``sync_free``: see :meth:`colour` (default: on for CUDA tensors).
         """
         x = images.float() / 255.0
         x = self.geometric(x)
-        x = self.colour(x, sync_free=sync_free)
-        return self.normalise(x)
+        return self.colour(x, sync_free=sync_free)
 
     # ------------------------------------------------------------------ geometry
     def sample_geometry(self, batch: int, height: int, width: int, device: torch.device) -> dict:

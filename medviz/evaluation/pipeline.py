@@ -1,6 +1,6 @@
 """evaluate(cfg): metrics of finished runs, t-SNE baselines, and the paper's tables.
 
-Like :mod:`medviz.pipeline`, the only place here that reads a whole config.
+Like :mod:`medviz.training.pipeline`, the only place here that reads a whole config.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from medviz.evaluation.linear import linear_probe_accuracy
 from medviz.evaluation.sweep_jobs import MissingJob, missing_in
 from medviz.evaluation.tables import add_missing, aggregate, find_run_dirs, load_run, to_csv, to_markdown
 from medviz.evaluation.tsne import feature_tsne, pixel_tsne
-from medviz.outputs import map_metrics, save_embedding, save_map_figure, write_metrics
-from medviz.pipeline import build_data
-from medviz.plots import plot_panels
+from medviz.maps.plots import plot_panels
+from medviz.training.build import build_data
+from medviz.training.outputs import map_metrics, save_embedding, save_map_figure, write_metrics
 
 log = logging.getLogger("medviz")
 

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+from omegaconf import DictConfig, open_dict
 
 from medviz.data.arrays import ImageArrays
 from medviz.evaluation import knn_accuracy, silhouette_score
 from medviz.evaluation.tsne import pixel_tsne
-from medviz.plots import plot_map
+from medviz.maps.plots import plot_map
 
 
 def saved_config(run_dir: Path) -> Path | None:
@@ -19,6 +20,36 @@ def saved_config(run_dir: Path) -> Path | None:
         if (run_dir / name).is_file():
             return run_dir / name
     return None
+
+
+def upgrade_config(cfg: DictConfig) -> DictConfig:
+    """A run config saved before every method took one optimiser config and one schedule, in today's keys.
+
+    Such configs kept SGD's settings in ``method.module`` (and SimCLR's/BYOL's length as
+    ``method.module.epochs``); the schedule builders lived in ``medviz.schedules``.
+    """
+    with open_dict(cfg):
+        method = cfg.method
+        if "optimizer" not in method:
+            module = method.module
+            momentum, decay = module.pop("momentum", 0.9), module.pop("weight_decay", 5e-4)
+            method.optimizer = {
+                "_target_": "torch.optim.SGD",
+                "_partial_": True,
+                "momentum": momentum,
+                "weight_decay": decay,
+            }
+            method.grad_clip = module.pop("grad_clip", None)
+            module.pop("schedule", None)
+            if "epochs" in module:
+                epochs, warmup = module.pop("epochs"), module.pop("warmup_epochs", 10)
+                cfg.schedule = {
+                    "_target_": "medviz.methods.stages.single_stage",
+                    "epochs": epochs,
+                    "warmup_epochs": warmup,
+                }
+        cfg.schedule._target_ = str(cfg.schedule._target_).replace("medviz.schedules.", "medviz.methods.stages.")
+    return cfg
 
 
 def save_embedding(run_dir: Path, coords: np.ndarray, data: ImageArrays, indices: np.ndarray) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.colors import to_hex
 from PIL import Image
 
-from medviz.plots import class_colours
+from medviz.maps.plots import class_colours
 
 TEMPLATE = Path(__file__).with_name("explorer.html")
 

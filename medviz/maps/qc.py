@@ -33,7 +33,7 @@ from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 
 from medviz.errors import ConfigError
-from medviz.plots import plot_map
+from medviz.maps.plots import plot_map
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Lightning callbacks: t-SimCNE's stage schedule and map snapshots during training."""
+"""Map snapshots during training: metrics and pictures of the map as it grows."""
 
 from __future__ import annotations
 
@@ -9,34 +9,11 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 
 from medviz.evaluation import knn_accuracy, silhouette_score
-from medviz.plots import plot_map
-from medviz.tracking import log_map_image
-
-
-class StageSchedule(L.Callback):
-    """Moves a staged module (``schedule``, ``current_stage``, ``enter_stage``) through its stages.
-
-    At the start of each epoch it looks up the epoch's stage; on a change it switches the module
-    and asks the strategy to rebuild optimisers and lr schedulers, so each stage starts with a
-    fresh optimiser over exactly the parameters it trains. Every process runs the same switch at
-    the same epoch, so DDP replicas stay identical.
-    """
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        target = pl_module.schedule.stage_at(trainer.current_epoch)
-        if target == pl_module.current_stage:
-            return
-        pl_module.enter_stage(target)
-        trainer.strategy.setup_optimizers(trainer)
-        stage = pl_module.stage
-        rank_zero_info(
-            f"[medviz] epoch {trainer.current_epoch}: entering {stage.name} "
-            f"({stage.epochs} epochs, lr {pl_module.lr * stage.lr_scale:.3g}, "
-            f"trains {stage.trains})"
-        )
+from medviz.maps.plots import plot_map
+from medviz.methods.base import ContrastiveMethod
+from medviz.training.tracking import log_map_image
 
 
 class MapSnapshot(L.Callback):
@@ -79,13 +56,13 @@ class MapSnapshot(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: ContrastiveMethod) -> None:
         self._trained_seconds += time.perf_counter() - self._start  # snapshots not counted
         epoch = trainer.current_epoch + 1
-        stage_end = epoch in self.stage_ends(pl_module) or epoch == trainer.max_epochs
+        stage_end = epoch in pl_module.schedule.stage_ends or epoch == trainer.max_epochs
         if epoch % self.every_n_epochs and not stage_end:
             return
-        if not getattr(pl_module, "has_map", True):  # e.g. t-SimCNE's 128-D stage 1
+        if not pl_module.has_map:  # e.g. t-SimCNE's 128-D stage 1
             return
         coords = self.embed(pl_module)
         metrics = {
@@ -103,20 +80,11 @@ class MapSnapshot(L.Callback):
         if stage_end and self.image_dir is not None and trainer.is_global_zero:
             self.save_image(trainer, pl_module, coords, metrics, epoch)
 
-    @staticmethod
-    def stage_ends(pl_module: L.LightningModule) -> set[int]:
-        """Epoch counts (1-based) at which a stage of a staged module ends; empty for single-stage methods."""
-        schedule = getattr(pl_module, "schedule", None)
-        if schedule is None:
-            return set()
-        return set(np.cumsum([stage.epochs for stage in schedule.stages]).tolist())
-
     def save_image(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, coords: np.ndarray, metrics: dict, epoch: int
+        self, trainer: L.Trainer, pl_module: ContrastiveMethod, coords: np.ndarray, metrics: dict, epoch: int
     ) -> None:
-        stage = getattr(pl_module, "stage", None)
         caption = (
-            f"{stage.name + ', ' if stage is not None else ''}epoch {epoch}: "
+            f"{pl_module.stage.name}, epoch {epoch}: "
             f"kNN {metrics['map/knn_accuracy']:.3f}, silhouette {metrics['map/silhouette']:.3f} "
             f"({len(self.labels)} images)"
         )
@@ -125,14 +93,11 @@ class MapSnapshot(L.Callback):
         log_map_image(trainer.loggers, "map/image", path, caption, step=trainer.global_step)
 
     @torch.no_grad()
-    def embed(self, pl_module: L.LightningModule) -> np.ndarray:
+    def embed(self, pl_module: ContrastiveMethod) -> np.ndarray:
         was_training = pl_module.training
         pl_module.eval()
         try:
-            chunks = [
-                pl_module.embed(pl_module.augment.plain(batch.to(pl_module.device))).float().cpu()
-                for batch in self.images.split(1024)
-            ]
+            chunks = [pl_module.embed(batch.to(pl_module.device)).float().cpu() for batch in self.images.split(1024)]
         finally:
             pl_module.train(was_training)
         return torch.cat(chunks).numpy()

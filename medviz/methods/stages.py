@@ -1,7 +1,11 @@
-"""Training schedules for t-SimCNE: the paper's three stages, or dimension annealing.
+"""Everything about training stages: Stage, Schedule, the built-in schedules and the callback that switches.
 
-A schedule is a list of stages; each stage gets a fresh SGD optimiser and its own cosine
-learning-rate schedule with linear warmup, stepped once per epoch (as in the reference code; docs/reproducing.md).
+A schedule is a list of stages; each stage gets a fresh optimiser and its own cosine learning-rate
+schedule with linear warmup, stepped once per epoch (as in the reference code; docs/reproducing.md).
+Every method trains through a Schedule: t-SimCNE through the paper's three stages or dimension
+annealing, SimCLR and BYOL through one stage (:func:`single_stage`). :class:`StageSwitch` is the
+callback that moves a method from stage to stage; methods return it from ``configure_callbacks``,
+so a method on any Trainer follows its schedule.
 """
 
 from __future__ import annotations
@@ -9,7 +13,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+
+if TYPE_CHECKING:
+    from medviz.methods.base import ContrastiveMethod
+
+#: Stage outputs whose first two dimensions are the 2-D map.
+MAP_OUTPUTS = frozenset({"2d", "anneal"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,11 @@ class Schedule:
     @property
     def total_epochs(self) -> int:
         return sum(s.epochs for s in self.stages)
+
+    @property
+    def stage_ends(self) -> set[int]:
+        """Epoch counts (1-based) at which a stage ends."""
+        return {self.stage_start(index + 1) for index in range(len(self.stages))}
 
     def stage_start(self, index: int) -> int:
         return sum(s.epochs for s in self.stages[:index])
@@ -117,3 +135,33 @@ def dimension_anneal(
         raise ValueError(f"need 0 <= anneal_start < anneal_end <= 1, got {anneal_start}, {anneal_end}")
     stage = Stage("anneal", int(epochs), 1.0, int(warmup_epochs), "anneal", "all")
     return Schedule((stage,), anneal_window=(anneal_start, anneal_end))
+
+
+def single_stage(epochs: int = 1000, warmup_epochs: int = 10) -> Schedule:
+    """One stage training everything with the 128-D output: SimCLR's and BYOL's schedule (paper §4:
+    1000 epochs, warmup as t-SimCNE's stage 1)."""
+    if epochs < 1:
+        raise ValueError(f"the schedule needs at least 1 epoch, got {epochs}")
+    return Schedule((Stage("training", int(epochs), 1.0, int(warmup_epochs), "high", "all"),))
+
+
+class StageSwitch(L.Callback):
+    """Moves a method through its schedule: at each epoch start, enter the epoch's stage.
+
+    On a change it switches the method and asks the strategy to rebuild optimisers and lr
+    schedulers, so each stage starts with a fresh optimiser over exactly the parameters it trains.
+    Every process runs the same switch at the same epoch, so DDP replicas stay identical.
+    """
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: ContrastiveMethod) -> None:
+        target = pl_module.schedule.stage_at(trainer.current_epoch)
+        if target == pl_module.current_stage:
+            return
+        pl_module.enter_stage(target)
+        trainer.strategy.setup_optimizers(trainer)
+        stage = pl_module.stage
+        rank_zero_info(
+            f"[medviz] epoch {trainer.current_epoch}: entering {stage.name} "
+            f"({stage.epochs} epochs, lr {pl_module.lr * stage.lr_scale:.3g}, "
+            f"trains {stage.trains})"
+        )

@@ -3,7 +3,7 @@
 Lightning turns Ctrl-C into a graceful shutdown and SIGTERM (a scheduler's pre-emption) into a
 stop at the end of the current step; both then call ``on_exception``, where
 :class:`SaveOnInterrupt` writes ``checkpoints/interrupted.ckpt``. While it saves, a second Ctrl-C
-exits at once.
+exits at once; afterwards the previous handler is back.
 
 :class:`NonFiniteLossGuard` watches the loss without making the host wait for the GPU every
 step: each step writes "finite or not" into a small device buffer, read every ``check_every``
@@ -13,8 +13,6 @@ exact stage, epoch and step.
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import lightning as L
@@ -22,17 +20,11 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from medviz.errors import MedvizError
+from medviz.training.signals import second_ctrl_c_exits
 
 
 class NonFiniteLossError(MedvizError):
     """The loss became NaN or infinite; training stopped without saving the broken weights."""
-
-
-def _exit_now(signum, frame) -> None:
-    os._exit(128 + signum)
-
-
-_exit_now.exits_at_once = True  # checkpoint writes do not defer it (medviz.checkpoints.ctrl_c_deferred)
 
 
 class SaveOnInterrupt(L.Callback):
@@ -45,8 +37,8 @@ class SaveOnInterrupt(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, KeyboardInterrupt | SIGTERMException):
             return
-        signal.signal(signal.SIGINT, _exit_now)  # Lightning ignores further Ctrl-C; we let the next one exit
-        trainer.save_checkpoint(self.path)
+        with second_ctrl_c_exits():  # Lightning ignores further Ctrl-C; we let the next one exit
+            trainer.save_checkpoint(self.path)
         self.saved = self.path
         what = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
         print(
@@ -90,12 +82,11 @@ class NonFiniteLossGuard(L.Callback):
         if not flags.any():
             return
         step, epoch, batch = window[int(flags.int().argmax())]
-        stage = getattr(pl_module, "stage", None)
-        where = f"{stage.name}, " if stage is not None else ""
+        where = f"{pl_module.stage.name}, "
         folder = Path(trainer.default_root_dir) / "checkpoints"
         raise NonFiniteLossError(
             f"the loss became NaN or infinite at {where}epoch {epoch}, step {step} (batch {batch} of the epoch); "
             f"training stopped and the broken weights were not saved. The last good checkpoints are in {folder}. "
-            "Lower the learning rate (method.base_lr), clip gradients (method.module.grad_clip=1.0) or check the "
+            "Lower the learning rate (method.base_lr), clip gradients (method.grad_clip=1.0) or check the "
             "images for NaN/inf, then resume with resume=<run folder> or start again."
         )

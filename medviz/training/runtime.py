@@ -12,7 +12,7 @@ def uses_gpu(accelerator: str) -> bool:
 def resolve_precision(precision: str | int, accelerator: str) -> str | int:
     """``auto`` -> ``bf16-mixed`` on a GPU that supports it (else ``16-mixed``), ``32-true`` on CPU.
 
-    The loss is computed in float32 in every case (see :func:`medviz.losses.cauchy_infonce`).
+    The loss is computed in float32 in every case (see :func:`medviz.methods.losses.cauchy_infonce`).
     """
     if precision != "auto":
         return precision

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from medviz.errors import ConfigError
+
 STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
 _STAMP = r"\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}"
 # One answer per process and request: Hydra resolves its run folder more than once.
@@ -119,3 +121,17 @@ def holds_a_run(folder: Path) -> bool:
     """Whether a training run already wrote into ``folder`` (its config, checkpoints or results)."""
     markers = ("config.yaml", "checkpoints", "embedding.npz", "metrics.json")
     return any((folder / marker).exists() for marker in markers)
+
+
+def named_resume_folder(resume: object) -> Path | None:
+    """The folder ``resume=<folder>`` names, checked to exist; None for ``resume`` null/true/false.
+
+    Light on purpose (no PyTorch): train.py calls it before importing the training code, so a
+    mistyped folder is reported at once.
+    """
+    if resume is None or isinstance(resume, bool):
+        return None
+    folder = Path(str(resume)).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"resume={resume}: there is no such run folder; use resume=<run folder> or resume=true")
+    return folder

@@ -16,13 +16,6 @@ from dataclasses import dataclass
 import torch
 
 from medviz.methods.base import ContrastiveMethod
-from medviz.schedules import Stage
-
-
-def stages_of(module: ContrastiveMethod) -> list[Stage]:
-    """The stages a method trains through: t-SimCNE's schedule, or the single stage of SimCLR/BYOL."""
-    schedule = getattr(module, "schedule", None)
-    return list(schedule.stages) if schedule is not None else [module.stage]
 
 
 @dataclass(frozen=True)
@@ -41,7 +34,7 @@ class StepTiming:
 def _step(module: ContrastiveMethod, images: torch.Tensor, backward: bool = True) -> float:
     start = time.perf_counter()
     with torch.set_grad_enabled(backward):
-        views = torch.cat([module.augment(images), module.augment(images)])
+        views = torch.cat([module.preprocess.normalise(module.augment(images)) for _ in range(2)])
         out = module(views).float().pow(2).mean()
         if backward:
             out.backward()
@@ -109,7 +102,6 @@ def suggestions(
     backbone: str,
     n_images: int,
     epochs: list[int],
-    epochs_key: str,
 ) -> list[str]:
     """Settings that bring a run estimated at ``estimate`` seconds to about ``budget``, fitting this run."""
     ideas = []
@@ -124,6 +116,6 @@ def suggestions(
     shorter = [max(1, round(e * share)) for e in epochs]
     if sum(shorter) >= 10:
         ideas.append(
-            f"{epochs_key}=[{','.join(map(str, shorter))}]" if len(epochs) > 1 else f"{epochs_key}={shorter[0]}"
+            f"schedule.epochs=[{','.join(map(str, shorter))}]" if len(epochs) > 1 else f"schedule.epochs={shorter[0]}"
         )
     return ideas

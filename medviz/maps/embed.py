@@ -14,38 +14,47 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from medviz.build import build_method
-from medviz.checkpoints import newest_checkpoint
+from medviz.data.arrays import ImageStats
 from medviz.data.dtypes import as_uint8
 from medviz.data.errors import DataError
 from medviz.data.images_io import IMAGE_SUFFIXES, read_many
 from medviz.errors import ConfigError
-from medviz.methods.base import ContrastiveMethod
-from medviz.outputs import saved_config
-from medviz.plots import plot_map
+from medviz.maps.plots import plot_map
+from medviz.methods.base import ContrastiveMethod, upgrade_state_dict
+from medviz.training.build import build_method
+from medviz.training.checkpoints import newest_checkpoint
+from medviz.training.outputs import saved_config, upgrade_config
 
 log = logging.getLogger("medviz")
 
 
 def load_trained(run_dir: Path, device: torch.device) -> ContrastiveMethod:
-    """The run's final network (newest readable checkpoint, weights only) in eval mode on ``device``."""
+    """The run's final network (newest readable checkpoint, weights only) in eval mode on ``device``.
+
+    The model is built with the normalisation statistics and border colour its checkpoint holds,
+    so it preprocesses new images exactly as it did the training images.
+    """
     config = saved_config(run_dir)
     if config is None:
         raise ConfigError(f"{run_dir} is not a training run folder (no config.yaml); pass --run <run folder>")
-    cfg = OmegaConf.load(config)
+    cfg = upgrade_config(OmegaConf.load(config))
     with open_dict(cfg):
         cfg.speed.compile = False
         cfg.speed.compile_augment = False
-    # Placeholder statistics: the trained ones are buffers of the augmentation module and come
-    # back with the checkpoint's state dict.
-    module = build_method(cfg, mean=[0.0] * 3, std=[1.0] * 3, fill=[0.0] * 3)
-    if not module.produces_map:
+    _, state = newest_checkpoint(run_dir)
+    weights = upgrade_state_dict(state["state_dict"])
+    stats = ImageStats(
+        mean=tuple(weights["preprocess.mean"].flatten().tolist()),
+        std=tuple(weights["preprocess.std"].flatten().tolist()),
+        fill=tuple(weights["augment.fill"].flatten().tolist()),
+    )
+    module = build_method(cfg, stats)
+    module.load_state_dict(weights)
+    if not module.has_map:
         raise ConfigError(
             f"{run_dir} was trained with method={cfg.method.name}, whose map is a t-SNE of its features: "
             "only t-SimCNE runs map new images directly"
         )
-    _, state = newest_checkpoint(run_dir)
-    module.load_state_dict(state["state_dict"])
     return module.to(device).eval()
 
 
@@ -88,11 +97,9 @@ def read_images(source: Path, size: int) -> tuple[np.ndarray, list[str]]:
 
 @torch.no_grad()
 def embed_images(module: ContrastiveMethod, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """uint8 (M, H, W, 3) -> map coordinates float32 (M, 2), with the plain preprocessing of training."""
+    """uint8 (M, H, W, 3) -> map coordinates float32 (M, 2), through the model's own preprocessing."""
     tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    out = [
-        module.embed(module.augment.plain(batch.to(module.device))).float().cpu() for batch in tensor.split(batch_size)
-    ]
+    out = [module.embed(batch.to(module.device)).float().cpu() for batch in tensor.split(batch_size)]
     return torch.cat(out).numpy()
 
 

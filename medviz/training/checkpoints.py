@@ -3,9 +3,8 @@
 * :class:`AtomicCheckpointIO` writes each checkpoint to a temporary file in the same folder,
   flushes it to disk and renames it over the old one, so a crash (or a full disk) while saving
   never leaves the only checkpoint half-written.
-* :class:`RunState` stores what Lightning does not: the random number generators (augmentations
-  and data order continue exactly where they stopped) and which method and backbone wrote the
-  checkpoint (resuming with another one is refused with a clear message).
+* :func:`check_identity` refuses to resume a checkpoint with another method or backbone than
+  wrote it (:class:`~medviz.training.callbacks.RunState` stores both, and the RNG states).
 * :func:`newest_checkpoint` reads the newest readable checkpoint of a run folder, falling back to
   older ones with a warning when the newest is corrupt. Everything is loaded with
   ``weights_only=True``: no pickled code from a checkpoint is ever executed.
@@ -16,55 +15,20 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import random
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from medviz.errors import ConfigError, MedvizError
+from medviz.training.signals import ctrl_c_deferred
 
 log = logging.getLogger("medviz")
 
 
 class CheckpointWriteError(MedvizError):
     """A checkpoint could not be written (full disk, no permission); the previous one is intact."""
-
-
-@contextmanager
-def ctrl_c_deferred() -> Iterator[None]:
-    """Let a Ctrl-C that arrives inside the block take effect after it (a second one exits at once).
-
-    A checkpoint write is never cut in the middle; outside the main thread signals cannot be
-    handled, and nothing changes. After a first Ctrl-C the handler is marked ``exits_at_once``
-    (see :mod:`medviz.faults`) and is left alone: the user asked twice.
-    """
-    current = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or getattr(current, "exits_at_once", False):
-        yield
-        return
-    received: list[int] = []
-
-    def remember(signum: int, frame: FrameType | None) -> None:
-        if received:
-            os._exit(128 + signum)
-        received.append(signum)
-
-    previous = signal.signal(signal.SIGINT, remember)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received and callable(previous):
-            previous(received[0], None)  # Python's default handler raises KeyboardInterrupt here
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -90,56 +54,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"could not write checkpoint {path}: {reason}. The previous checkpoints in {path.parent} are "
                 "intact; free space (or point hydra.run.dir to another disk) and resume with resume=<run folder>."
             ) from err
-
-
-def _rng_state() -> dict[str, Any]:
-    """Every generator a run draws from, as tensors and plain values (loadable with weights_only)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    version, state, gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": pos,
-            "has_gauss": has_gauss,
-            "cached": cached,
-        },
-        "python": {"version": version, "state": list(state), "gauss": gauss},
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    numpy = state["numpy"]
-    np.random.set_state(
-        ("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"], numpy["cached"])
-    )
-    python = state["python"]
-    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
-
-
-class RunState(L.Callback):
-    """Saves the RNG states and the run's identity (method, backbone) into every checkpoint, and
-    restores the RNG states when a run resumes."""
-
-    def __init__(self, method: str, backbone: str) -> None:
-        self.identity = {"method": method, "backbone": backbone}
-        self._pending_rng: dict | None = None
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        checkpoint["medviz"] = {**self.identity, "rng": _rng_state()}
-
-    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        self._pending_rng = checkpoint["medviz"]["rng"]
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Restored as late as possible: set-up after loading (optimisers, loaders) must not shift it.
-        if self._pending_rng is not None:
-            _set_rng_state(self._pending_rng)
-            self._pending_rng = None
 
 
 def check_identity(path: Path, checkpoint: dict, method: str, backbone: str) -> None:

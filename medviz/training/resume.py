@@ -1,9 +1,9 @@
 """``resume=``: which earlier run folder a command continues, and preparing that folder for it.
 
 ``resume=true`` takes the newest earlier run of the same name (``<stamp>[-n]_<run_name>`` next to
-the new run's folder, see :mod:`medviz.run_folder`; in a sweep, the same job of the newest earlier
+the new run's folder, see :mod:`medviz.training.run_folder`; in a sweep, the same job of the newest earlier
 sweep), ``resume=<folder>`` that folder. The run then writes into the earlier folder and
-continues from its newest readable checkpoint (see :func:`medviz.checkpoints.newest_checkpoint`).
+continues from its newest readable checkpoint (see :func:`medviz.training.checkpoints.newest_checkpoint`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from medviz.checkpoints import check_identity, newest_checkpoint
 from medviz.errors import ConfigError
-from medviz.run_folder import folder_order
+from medviz.training.checkpoints import check_identity, newest_checkpoint
+from medviz.training.run_folder import folder_order, named_resume_folder
 
 log = logging.getLogger("medviz")
 
@@ -37,10 +37,7 @@ def resume_folder(resume: object, run_dir: Path, run_name: str, in_multirun: boo
                 "name the folder instead: resume=<run folder>"
             )
         return earlier[-1]
-    folder = Path(str(resume)).expanduser()
-    if not folder.is_dir():
-        raise ConfigError(f"resume={resume}: there is no such run folder; use resume=<run folder> or resume=true")
-    return folder
+    return named_resume_folder(resume)
 
 
 def prepare_resume(folder: Path, method: str, backbone: str) -> Path:

@@ -14,21 +14,21 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from medviz.build import (  # noqa: F401 -- build_data and build_loggers are part of this module's interface
-    build_data,
+from medviz.data import ArrayDataModule
+from medviz.errors import ConfigError
+from medviz.evaluation.tsne import feature_tsne
+from medviz.maps.qc import find_groups, recall, write_report
+from medviz.methods.base import ContrastiveMethod
+from medviz.training.build import (
     build_loggers,
-    build_module,
+    build_method,
     build_run_data,
     build_trainer,
     snapshot_callback,
     warn_if_slow_on_cpu,
 )
-from medviz.config_checks import check_config
-from medviz.data import ArrayDataModule
-from medviz.errors import ConfigError
-from medviz.evaluation.tsne import feature_tsne
-from medviz.methods.base import ContrastiveMethod
-from medviz.outputs import (
+from medviz.training.config_checks import check_config
+from medviz.training.outputs import (
     map_metrics,
     pixel_tsne_metrics,
     save_embedding,
@@ -36,11 +36,10 @@ from medviz.outputs import (
     save_map_figure,
     write_metrics,
 )
-from medviz.qc import find_groups, recall, write_report
-from medviz.resume import prepare_resume, resume_folder
-from medviz.run_folder import holds_a_run
-from medviz.sweep import in_multirun
-from medviz.tracking import (
+from medviz.training.resume import prepare_resume, resume_folder
+from medviz.training.run_folder import holds_a_run
+from medviz.training.sweep import in_multirun
+from medviz.training.tracking import (
     close_loggers,
     log_config,
     log_embedding_table,
@@ -62,8 +61,7 @@ def predict(module: ContrastiveMethod, datamodule: ArrayDataModule) -> dict[str,
     module.eval()
     outputs: list[dict[str, torch.Tensor]] = []
     for images, indices in datamodule.predict_dataloader():
-        x = module.augment.plain(images.to(module.device))
-        step = module.predict_step((x, indices.to(module.device)), 0)
+        step = module.predict_step((images.to(module.device), indices.to(module.device)), 0)
         outputs.append({key: value.cpu() for key, value in step.items()})
     merged = {key: torch.cat([o[key] for o in outputs]).numpy() for key in outputs[0]}
     order = np.argsort(merged["index"], kind="stable")
@@ -109,7 +107,7 @@ def train(cfg: DictConfig) -> dict:
 
 
 def own_run_folder(run_dir: str | None, resuming: bool) -> Path:
-    """This run's folder: ``run_dir`` when set, else Hydra's (made unique by :mod:`medviz.run_folder`).
+    """This run's folder: ``run_dir`` when set, else Hydra's (made unique by :mod:`medviz.training.run_folder`).
 
     A folder that already holds a run is never written over: continuing it takes ``resume``.
     """
@@ -143,7 +141,7 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
         on_device=cfg.speed.data_on_device,
         seed=cfg.seed,
     )
-    module = build_module(cfg, data)
+    module = build_method(cfg, data.stats())
     warn_if_slow_on_cpu(cfg, module, data)
     snapshot = snapshot_callback(cfg, data, run_dir)
     trainer = build_trainer(cfg, module, run_dir, loggers, [snapshot] if snapshot else [])
@@ -155,7 +153,7 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
     if trainer.global_rank != 0:  # under DDP, process 0 writes the outputs
         return {}
     result = predict(module, datamodule)
-    if module.produces_map:
+    if module.has_map:
         coords = result["embedding"]
     else:  # SimCLR / BYOL: keep the 512-D features, and map them with t-SNE (paper's baselines)
         save_features(run_dir, result["features"], data, result["index"])

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 
-from medviz.plots import grouped_palette, plot_map  # noqa: E402
+from medviz.maps.plots import grouped_palette, plot_map  # noqa: E402
 
 
 def save_both(fig: plt.Figure, stem: Path) -> list[Path]:
