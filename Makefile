@@ -24,9 +24,9 @@ $(STAMP): pyproject.toml
 run: install ## Train t-SimCNE on the built-in dataset (CPU quickstart) and print the map's metrics
 	$(PY) train.py experiment=quickstart
 
-# One test worker per core (pytest-xdist), each test file on one worker so its fixtures are built once.
+# One test worker per core (pytest-xdist); an idle worker takes tests queued on the other (worksteal).
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
-PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
+PARALLEL := -n $(PYTEST_WORKERS) --dist worksteal
 
 test: install ## Run the test suite (fast; what CI runs), with the explorer's headless-browser tests
 	@if $(MAKE) --no-print-directory browser; then \

@@ -1,6 +1,7 @@
 """Evaluate maps: `python evaluate.py run=<run dir>`, baselines, and the paper's tables (see conf/evaluate.yaml)."""
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -10,10 +11,11 @@ from medviz.errors import MedvizError
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    # Imported after Hydra has composed the config: a mistyped option is reported at once.
-    from medviz.evaluation.pipeline import evaluate
-
     try:
+        if cfg.run and not Path(cfg.run).is_dir():  # said at once, before importing PyTorch
+            raise MedvizError(f"run folder {cfg.run} does not exist: pass a folder that train.py wrote")
+        from medviz.evaluation.pipeline import evaluate
+
         evaluate(cfg)
     except (MedvizError, FileNotFoundError) as err:
         print(f"medviz: error: {err}", file=sys.stderr)

@@ -72,8 +72,8 @@ def no_signal_handler_outlives_its_test():
 
 
 # The files that start training runs in processes of their own take longest. With one test worker
-# per core (`make test`), each file runs on one worker; starting the longest first keeps one of them
-# from running alone at the end while the other worker idles.
+# per core (`make test`), starting them first keeps one long test from running alone at the end
+# while the other worker idles.
 LONGEST_FIRST = (
     "test_resume.py",
     "test_sweep.py",
