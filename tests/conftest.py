@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
+
+from medviz import cli
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -42,6 +47,19 @@ def compose_config(overrides: list[str], run_dir: Path | None = None) -> DictCon
         with open_dict(cfg):
             cfg.run_dir = str(run_dir)
     return cfg
+
+
+def medviz(*args: str) -> subprocess.CompletedProcess:
+    """``medviz <args>`` through ``medviz.cli.main`` in this process: the command's code, without the
+    seconds of starting Python and importing PyTorch again; its exit code and output."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            cli.main(list(args))
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+    return subprocess.CompletedProcess(["medviz", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 import subprocess
 import sys
@@ -13,11 +11,10 @@ import pytest
 import torch
 import yaml
 
-from medviz import cli
 from medviz.data.synthblood import load_synthblood
 from medviz.maps.embed import embed_images, load_trained
 from medviz.training.pipeline import train
-from tests.conftest import REPO, TINY, compose_config
+from tests.conftest import REPO, TINY, compose_config, medviz
 from tests.formats import write_image_folder
 
 SHORT = [*TINY, "schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]"]
@@ -35,19 +32,6 @@ def medviz_process(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "medviz", *args], cwd=REPO, capture_output=True, text=True, timeout=300
     )
-
-
-def medviz(*args: str) -> subprocess.CompletedProcess:
-    """The same command through ``medviz.cli.main`` in this process (same code after argument parsing,
-    without the seconds of starting Python and importing PyTorch again); its exit code and output."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        try:
-            cli.main(list(args))
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-    return subprocess.CompletedProcess(["medviz", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
 def test_training_images_land_at_their_training_coordinates(run_dir, tmp_path):

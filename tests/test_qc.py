@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from sklearn.cluster import HDBSCAN
@@ -14,7 +11,7 @@ from medviz.data.synthblood import load_synthblood
 from medviz.errors import ConfigError
 from medviz.maps.qc import find_groups, image_similarity, recall
 from medviz.training.pipeline import train
-from tests.conftest import REPO, TINY, compose_config
+from tests.conftest import TINY, compose_config, medviz
 
 
 def test_duplicates_are_perturbed_copies_of_one_image():
@@ -95,23 +92,11 @@ def test_a_qc_run_reports_where_the_planted_images_landed(tmp_path):
     assert 0.0 <= metrics["qc_recall"] <= 1.0 and metrics["n_images"] == 116
     assert np.load(tmp_path / "qc_injected.npy").sum() == 20
     assert (tmp_path / "qc" / "report.md").read_text().startswith("# Quality control")
-    done = subprocess.run(
-        [sys.executable, "-m", "medviz", "qc", "--run", str(tmp_path), "--out", str(tmp_path / "again")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = medviz("qc", "--run", str(tmp_path), "--out", str(tmp_path / "again"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"planted images flagged: {metrics['qc_recall']:.3f} of 20" in done.stdout
     assert {"report.md", "flagged.csv", "overview.png"} <= {p.name for p in (tmp_path / "again").iterdir()}
-    refused = subprocess.run(
-        [sys.executable, "-m", "medviz", "qc", "--run", str(tmp_path), "--island-fraction", "2"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    refused = medviz("qc", "--run", str(tmp_path), "--island-fraction", "2")
     assert refused.returncode == 1 and "island fraction 2.0 (0-1]" in refused.stderr, refused.stderr[-3000:]
 
 
