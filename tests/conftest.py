@@ -9,6 +9,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -60,6 +61,20 @@ def medviz(*args: str) -> subprocess.CompletedProcess:
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else 1
     return subprocess.CompletedProcess(["medviz", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+def plain_trainer(max_epochs: int, callbacks: list, **extra) -> L.Trainer:
+    """A bare Lightning Trainer on the CPU: no logger, checkpoints, progress bar or summary."""
+    return L.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        **extra,
+    )
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from medviz.data import ArrayDataModule
 from medviz.data.synthblood import load_synthblood
 from medviz.training.build import build_method
 from medviz.training.callbacks import SaveOnInterrupt
-from tests.conftest import REPO, TINY, WATCHED_SIGNALS, compose_config
+from tests.conftest import REPO, TINY, WATCHED_SIGNALS, compose_config, plain_trainer
 from tests.resume_runs import as_from_a_terminal, embedding, run, start, wait_for
 
 
@@ -44,16 +44,7 @@ class Interrupt(L.Callback):
 def fit(tmp_path, *callbacks: L.Callback) -> L.Trainer:
     cfg = compose_config([*TINY, "schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]"])
     data = load_synthblood(n_images=96, seed=0)
-    trainer = L.Trainer(
-        max_epochs=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-        callbacks=[SaveOnInterrupt(tmp_path / "checkpoints"), *callbacks],
-    )
+    trainer = plain_trainer(3, [SaveOnInterrupt(tmp_path / "checkpoints"), *callbacks], default_root_dir=str(tmp_path))
     trainer.fit(build_method(cfg, data.stats()), datamodule=ArrayDataModule(data, batch_size=32))
     return trainer
 

@@ -7,7 +7,7 @@ import torch
 from medviz.data import ArrayDataModule
 from medviz.data.synthblood import load_synthblood
 from medviz.training.build import build_method
-from tests.conftest import TINY, compose_config
+from tests.conftest import TINY, compose_config, plain_trainer
 
 
 class Recorder(L.Callback):
@@ -45,15 +45,7 @@ def staged_run(tmp_path_factory):
     data = load_synthblood(n_images=96, seed=0)
     module = build_method(cfg, data.stats())
     recorder = Recorder()
-    trainer = L.Trainer(
-        max_epochs=module.total_epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],  # a plain Trainer: the method brings its own stage switch
-    )
+    trainer = plain_trainer(module.total_epochs, [recorder])  # the method brings its own stage switch
     trainer.fit(module, datamodule=ArrayDataModule(data, batch_size=32))
     return module, recorder.epochs
 
@@ -146,15 +138,7 @@ def test_gradient_clipping_is_an_option_off_by_default(clip, tmp_path):
     data = load_synthblood(n_images=64, seed=0)
     module = build_method(cfg, data.stats())
     probe = GradNormProbe()
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[probe],
-    )
+    trainer = plain_trainer(1, [probe])
     trainer.fit(module, datamodule=ArrayDataModule(data, batch_size=32))
     if clip is None:
         assert max(probe.norms) > 1e-2  # unclipped gradients are far larger than the clip below

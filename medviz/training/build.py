@@ -93,9 +93,9 @@ def build_method(cfg: DictConfig, stats: ImageStats) -> ContrastiveMethod:
             lr=lr,
             grad_clip=cfg.method.grad_clip,
         )
+    except MedvizError:  # says already what to do (e.g. a schedule the method cannot train)
+        raise
     except (TypeError, ValueError, RuntimeError) as err:
-        if isinstance(err, MedvizError):
-            raise
         raise ConfigError(f"could not build `method` from the config ({err}); check the method.* values") from err
     module.channels_last = bool(cfg.speed.channels_last)
     gpu = uses_gpu(str(cfg.trainer.accelerator))
