@@ -96,7 +96,11 @@ def write_cifar10(root: Path, per_batch: int = 10) -> Path:
 
 
 def write_image_folder(root: Path, classes=("a", "b"), per_class: int = 6) -> Path:
-    """Class sub-folders with mixed kinds and sizes: RGB png, jpg, RGBA tif, gray png, 16-bit png."""
+    """Class sub-folders of 8-bit images of mixed kinds and sizes: RGB png, jpg, RGBA tif, gray png, palette png.
+
+    (16-bit and multi-channel images are fluorescence data, read with their channels kept:
+    :mod:`tests.fluorescence_formats`.)
+    """
     for c, name in enumerate(classes):
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -113,6 +117,5 @@ def write_image_folder(root: Path, classes=("a", "b"), per_class: int = 6) -> Pa
             elif kind == 3:
                 Image.fromarray(pixels[..., 0]).save(folder / f"img{i}.png")
             else:
-                deep = (pixels[..., 0].astype(np.uint16) * 257).astype(np.uint16)
-                Image.fromarray(deep).save(folder / f"img{i}.png")  # 16-bit grayscale
+                Image.fromarray(pixels[..., :3]).quantize(16).save(folder / f"img{i}.png")  # palette
     return root

@@ -82,13 +82,14 @@ def test_labels_that_do_not_match_the_images_name_the_split(tmp_path):
         load_medmnist("bloodmnist", root=str(tmp_path))
 
 
-def test_float_tiffs_in_a_folder_are_scaled(tmp_path):
+def test_float_tiffs_in_a_folder_are_kept_as_float(tmp_path):
     for name in ("a", "b"):
         (tmp_path / "cells" / name).mkdir(parents=True)
         for i in range(3):
-            Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "cells" / name / f"{i}.tif")
+            Image.fromarray(np.full((8, 8), 0.25 * (i + 1), np.float32)).save(tmp_path / "cells" / name / f"{i}.tif")
     data = load_folder(str(tmp_path / "cells"), size=8)
-    assert np.all(data.images == 128)  # 0.5 of full scale, not clipped to 0
+    assert data.images.dtype == np.float32 and data.images.shape == (6, 8, 8, 1)
+    assert sorted(np.unique(data.images)) == [0.25, 0.5, 0.75]  # not truncated, not rescaled
 
 
 def test_the_real_archive_layout_is_found_a_level_down(tmp_path):

@@ -1,7 +1,10 @@
 """Batched, on-device data augmentation for contrastive training (paper §4; docs/reproducing.md).
 
-One call turns a uint8 batch (B, 3, H, W) into an augmented float batch in [0, 1], with
-independent random parameters per image (the model's own preprocessing normalises it). All
+One call turns a batch of intensities in [0, 1] (B, C, H, W) -- the model's preprocessing maps
+stored images there -- into an augmented float batch in [0, 1], with independent random
+parameters per image (the model's preprocessing then normalises it). Geometry works for any
+channel count; ColorJitter and grayscale are RGB operations, and fluorescence images get
+per-channel intensity jitter instead (:mod:`medviz.augment.intensity`). All
 geometric steps -- arbitrary rotation, random resized crop, horizontal/vertical flips and 90°
 rotations -- are composed into one affine matrix per image and applied in a single
 ``grid_sample`` pass, so a larger augmentation set costs no extra passes over the pixels.
@@ -13,6 +16,8 @@ The sets of the paper:
   square equally likely.
 * ``randrot``: rot90 + rotation by U(-45°, 45°) always, applied first, with the uncovered corners
   filled with the dataset's mean border colour.
+* ``fluorescence`` (medviz's, for C-channel microscopy): randrot's geometry, no RGB colour ops,
+  per-channel brightness / contrast / gamma jitter; channel dropout and noise optional.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from medviz.augment.colour import (
     adjust_saturation,
     to_grayscale,
 )
+from medviz.augment.intensity import ChannelIntensity
+from medviz.errors import ConfigError
 
 _JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
@@ -52,10 +59,11 @@ def sampling_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 class BatchAugment(nn.Module):
-    """Random views of a uint8 batch, float in [0, 1]; augmentation only (normalising is the model's).
+    """Random views of a batch, float in [0, 1]; augmentation only (normalising is the model's).
 
     Args:
-        fill: RGB in [0, 1] for corners uncovered by rotation (the dataset's mean border colour).
+        fill: one value per channel in [0, 1] for corners uncovered by rotation (the dataset's
+            mean border colour); its length is the channel count the augmentation expects.
         crop_scale, crop_ratio: RandomResizedCrop's area fraction and aspect-ratio ranges.
             ``crop_scale=(1, 1), crop_ratio=(1, 1)`` disables cropping (the "no crops" ablation).
         hflip_p: probability of a horizontal flip.
@@ -64,6 +72,9 @@ class BatchAugment(nn.Module):
         jitter: ColorJitter strengths (brightness, contrast, saturation, hue).
         jitter_p: probability of applying ColorJitter to an image.
         gray_p: probability of converting an image to grayscale.
+        channel_jitter, channel_jitter_p, channel_dropout_p, noise_std: per-channel intensity
+            augmentations for any channel count (:class:`~medviz.augment.intensity.ChannelIntensity`);
+            all off by default.
     """
 
     def __init__(
@@ -77,9 +88,22 @@ class BatchAugment(nn.Module):
         jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.1),
         jitter_p: float = 0.8,
         gray_p: float = 0.2,
+        channel_jitter: Sequence[float] = (0.0, 0.0, 0.0),
+        channel_jitter_p: float = 0.0,
+        channel_dropout_p: float = 0.0,
+        noise_std: float = 0.0,
     ) -> None:
         super().__init__()
-        self.register_buffer("fill", torch.as_tensor(fill, dtype=torch.float32).view(1, 3, 1, 1))
+        channels = len(fill)
+        rgb_ops = [name for name, on in (("ColorJitter", jitter_p > 0 and any(jitter)), ("grayscale", gray_p > 0)) if on]
+        if channels != 3 and rgb_ops:
+            raise ConfigError(
+                f"the augmentation uses {' and '.join(rgb_ops)}, which need RGB images, but these have {channels} "
+                "channel(s): use aug=fluorescence (rotations, crops, flips and per-channel intensity jitter), "
+                "or turn them off with aug.transform.jitter_p=0 aug.transform.gray_p=0"
+            )
+        self.channels = channels
+        self.register_buffer("fill", torch.as_tensor(fill, dtype=torch.float32).view(1, channels, 1, 1))
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.crop_ratio = (float(crop_ratio[0]), float(crop_ratio[1]))
         self.hflip_p = float(hflip_p)
@@ -88,17 +112,22 @@ class BatchAugment(nn.Module):
         self.jitter = tuple(float(j) for j in jitter)
         self.jitter_p = float(jitter_p)
         self.gray_p = float(gray_p)
+        self.intensity = ChannelIntensity(channel_jitter, channel_jitter_p, channel_dropout_p, noise_std)
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
     def forward(self, images: torch.Tensor, sync_free: bool | None = None) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> one random view per image, float (B, 3, H, W) in [0, 1].
+        """Intensities float (B, C, H, W) in [0, 1] (or uint8, read as 0-255) -> one random view
+        per image, float (B, C, H, W) in [0, 1].
 
         ``sync_free``: see :meth:`colour` (default: on for CUDA tensors).
         """
-        x = images.float() / 255.0
+        if images.shape[1] != self.channels:
+            raise ValueError(f"augmentation built for {self.channels} channels got images of shape {tuple(images.shape)}")
+        x = images if images.is_floating_point() else images.float() / 255.0
         x = self.geometric(x)
-        return self.colour(x, sync_free=sync_free)
+        x = self.colour(x, sync_free=sync_free)
+        return self.intensity(x)
 
     # ------------------------------------------------------------------ geometry
     def sample_geometry(self, batch: int, height: int, width: int, device: torch.device) -> dict:
@@ -173,7 +202,7 @@ class BatchAugment(nn.Module):
         return torch.cat([linear, rot @ centre], dim=2)
 
     def geometric(self, x: torch.Tensor, params: dict | None = None) -> torch.Tensor:
-        """Apply rotation, crop-resize and flips in one warp; float (B, 3, H, W) in [0, 1]."""
+        """Apply rotation, crop-resize and flips in one warp; float (B, C, H, W) in [0, 1]."""
         b, _, h, w = x.shape
         params = params or self.sample_geometry(b, h, w, x.device)
         grid = sampling_grid(self.affine(params, h, w), h, w)

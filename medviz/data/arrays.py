@@ -7,6 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from medviz.data.display import display_rgb
+from medviz.data.intensity import Intensity, byte_range, dataset_percentiles
+
+#: The dtypes images are stored in: 8-bit (photographs, stains), 16-bit (microscopy cameras), float.
+STORED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
 
 @dataclass(frozen=True)
 class ImageStats:
@@ -15,25 +21,36 @@ class ImageStats:
     Attributes:
         mean, std: per-channel mean and std of the pixels in [0, 1] (the model's normalisation).
         fill: the mean border colour in [0, 1], for corners uncovered by rotation (paper §4).
+        intensity: how stored values become [0, 1] (:mod:`medviz.data.intensity`); None: 0-255.
     """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     fill: tuple[float, ...]
+    intensity: Intensity | None = None
+
+    @property
+    def channels(self) -> int:
+        return len(self.mean)
 
 
 @dataclass
 class ImageArrays:
-    """A whole dataset in memory, in MedMNIST's layout.
+    """A whole dataset in memory (or memory-mapped), in MedMNIST's layout with any channel count.
 
     Attributes:
-        images: uint8 (N, H, W, 3), RGB.
+        images: (N, H, W, C) in their stored dtype: uint8 (RGB photographs and stains, C = 3),
+            uint16 or float32 (microscopy, any C); never rescaled when stored.
         labels: int64 (N,), class indices into ``class_names``; -1 where unlabelled.
         class_names: one name per class index.
         name: short dataset name, used in titles and file names.
         split: optional per-image split tag (e.g. "train"/"val"/"test"), same order as images.
         files: optional source file of each image (folder datasets), same order as images.
-        border_rgb: the mean border colour when a loader has it cached; computed on demand if None.
+        border_rgb: the mean border colour (raw 8-bit scale / 255) when a loader has it cached;
+            computed on demand if None.
+        intensity: how stored values become [0, 1]; None: 0-255 for uint8, else dataset percentiles.
+        channel_names: optional name per channel (legends of the map tools).
+        channel_colours: optional display colour per channel (matplotlib names or #rrggbb).
     """
 
     images: np.ndarray
@@ -43,11 +60,15 @@ class ImageArrays:
     split: np.ndarray | None = None
     files: list[Path] | None = None
     border_rgb: np.ndarray | None = field(default=None, repr=False)
+    intensity: Intensity | None = None
+    channel_names: tuple[str, ...] | None = None
+    channel_colours: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.images.dtype != np.uint8:
+        if self.images.ndim != 4 or self.images.dtype not in STORED_DTYPES:
             raise ValueError(
-                f"dataset '{self.name}': images must be uint8 (N, H, W, 3), got {self.images.dtype} {self.images.shape}"
+                f"dataset '{self.name}': images must be (N, H, W, C) of uint8, uint16 or float32, got "
+                f"{self.images.dtype} {self.images.shape}"
             )
         if len(self.images) == 0:
             raise ValueError(f"dataset '{self.name}' has no images")
@@ -64,55 +85,84 @@ class ImageArrays:
     def image_size(self) -> int:
         return int(self.images.shape[1])
 
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[-1])
+
+    def scale(self) -> Intensity:
+        """The intensity mapping: the one set (``dataset.normalise``), else 0-255 or dataset percentiles."""
+        if self.intensity is None:
+            self.intensity = (
+                byte_range(self.channels)
+                if self.images.dtype == np.uint8
+                else dataset_percentiles(self.images, (0.1, 99.9))
+            )
+        return self.intensity
+
+    def display_images(self) -> np.ndarray:
+        """uint8 RGB (N, H, W, 3) for the map tools: 8-bit RGB as stored, other images as a false-colour composite."""
+        return display_rgb(self.images, self.scale(), self.channel_colours)
+
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels[self.labels >= 0], minlength=len(self.class_names))
         return {name: int(c) for name, c in zip(self.class_names, counts, strict=True)}
 
     def border_colour(self) -> np.ndarray:
-        """Mean colour of the border pixels over the whole dataset, float (3,) in [0, 1].
+        """Mean colour of the border pixels over the whole dataset, float (C,) in [0, 1].
 
         The paper (§4, Augmentations) fills the corners uncovered by an arbitrary rotation with
         "the average color of all border pixels across all images in a given dataset". Computed
-        once and cached on the object.
+        once and cached on the object; with another intensity mapping than 0-255, on the mapped
+        values (so per-image scaling is in it too).
         """
         if self.border_rgb is None:
-            self.border_rgb = border_colour(self.images)
+            scale = self.scale()
+            if scale.is_byte_range():
+                self.border_rgb = border_colour(self.images)
+            else:
+                mean = BorderMean(self.channels, full_scale=1.0)
+                for start in range(0, len(self.images), 8192):
+                    mean.add(scale.to_unit(np.asarray(self.images[start : start + 8192]), np.float64))
+                self.border_rgb = mean.value()
         return np.asarray(self.border_rgb, dtype=np.float32)
 
     def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-channel mean and std of the pixels in [0, 1], each float (3,), for Normalize."""
-        sample = self.images[:: max(1, len(self.images) // 20000)].astype(np.float64) / 255.0
+        """Per-channel mean and std of the pixels in [0, 1], each float (C,), for Normalize."""
+        sample = self.scale().to_unit(self.images[:: max(1, len(self.images) // 20000)], np.float64)
         mean = sample.mean(axis=(0, 1, 2))
         std = np.maximum(sample.std(axis=(0, 1, 2)), 1e-3)
         return mean.astype(np.float32), std.astype(np.float32)
 
     def stats(self) -> ImageStats:
-        """The dataset's normalisation statistics and border colour, as plain floats."""
+        """The dataset's intensity mapping, normalisation statistics and border colour, as plain floats."""
         mean, std = self.channel_stats()
-        return ImageStats(tuple(mean.tolist()), tuple(std.tolist()), tuple(self.border_colour().tolist()))
+        fill = tuple(self.border_colour().tolist())
+        return ImageStats(tuple(mean.tolist()), tuple(std.tolist()), fill, self.scale())
 
 
 class BorderMean:
-    """Running mean of the one-pixel border of images, fed in blocks of uint8 (n, H, W, 3)."""
+    """Running mean of the one-pixel border of images, fed in blocks (n, H, W, C) of values 0-``full_scale``."""
 
-    def __init__(self) -> None:
-        self.total = np.zeros(3)
+    def __init__(self, channels: int = 3, full_scale: float = 255.0) -> None:
+        self.total = np.zeros(channels)
         self.count = 0
+        self.full_scale = full_scale
 
     def add(self, block: np.ndarray) -> None:
         block = np.asarray(block, dtype=np.float64)
         edges = [block[:, 0], block[:, -1], block[:, 1:-1, 0], block[:, 1:-1, -1]]
-        self.total += sum(e.reshape(-1, 3).sum(axis=0) for e in edges)
+        channels = len(self.total)
+        self.total += sum(e.reshape(-1, channels).sum(axis=0) for e in edges)
         self.count += sum(e.shape[0] * e.shape[1] for e in edges)
 
     def value(self) -> np.ndarray:
-        """float32 (3,) in [0, 1]."""
-        return (self.total / max(self.count, 1) / 255.0).astype(np.float32)
+        """float32 (C,) in [0, 1]."""
+        return (self.total / max(self.count, 1) / self.full_scale).astype(np.float32)
 
 
 def border_colour(images: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """Mean RGB of the one-pixel border of every image; images uint8 (N, H, W, 3) -> float (3,)."""
-    mean = BorderMean()
+    """Mean colour of the one-pixel border of every image; uint8 (N, H, W, C) -> float (C,) in [0, 1]."""
+    mean = BorderMean(images.shape[-1])
     for start in range(0, len(images), chunk):
         mean.add(images[start : start + chunk])
     return mean.value()

@@ -50,3 +50,43 @@ def as_uint8(images: np.ndarray, source: str) -> np.ndarray:
         f"{found}, outside both [0, 1] and [0, 255]; medviz would have to guess how to scale them. Scale them "
         "yourself to 0-255 (uint8) or to [0, 1] (float), e.g. per channel from low and high percentiles, and save again"
     )
+
+
+def as_stored(image: np.ndarray, source: str) -> np.ndarray:
+    """``image`` in a dtype medviz stores: uint8, uint16 and float32 as they are; others converted
+    where no value changes (logged), or refused.
+
+    * other unsigned/signed integers whose values all lie in 0-65535: uint16 (values unchanged);
+    * float16 / float64 with finite values: float32;
+    * anything else (negative or larger integers, NaN, booleans, complex): :class:`DataError`.
+    """
+    kind = image.dtype
+    if kind in (np.uint8, np.uint16, np.float32):
+        if kind == np.float32 and not np.isfinite(image).all():
+            raise DataError(f"{source}: float32 image contains NaN or infinite values; fix or drop this image")
+        return image
+    if np.issubdtype(kind, np.floating):
+        if not np.isfinite(image).all():
+            raise DataError(f"{source}: {kind} image contains NaN or infinite values; fix or drop this image")
+        _say_once(str(kind), f"{source}: {kind} images are stored as float32")
+        return image.astype(np.float32)
+    if np.issubdtype(kind, np.integer) and image.size:
+        low, high = int(image.min()), int(image.max())
+        if 0 <= low and high <= 65535:
+            _say_once(str(kind), f"{source}: {kind} images (here {low} to {high}) are stored as uint16, values unchanged")
+            return image.astype(np.uint16)
+        raise DataError(
+            f"{source}: {kind} image with values {low} to {high}, outside 0-65535: medviz stores 8-bit, 16-bit or "
+            "float images; rescale it (or save it as float32) and read it again"
+        )
+    raise DataError(f"{source}: {kind} pixels cannot be read as intensities; save the image as uint8, uint16 or float32")
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(kind: str, message: str) -> None:
+    """Log a conversion once per kind, not once per file of a large folder."""
+    if kind not in _SAID:
+        _SAID.add(kind)
+        log.warning(f"{message} (said once for all such files)")

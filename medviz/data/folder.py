@@ -4,8 +4,10 @@
   in further sub-folders of a class folder (a log line says so).
 * ``root/*.png`` ...: no labels; the map still works, label-based metrics are skipped.
 
-Images of any size and kind (RGB, RGBA, grayscale, 16-bit) are converted to RGB, resized to
-``size`` x ``size`` once and cached; unreadable files are skipped with a warning.
+Images of any size are resized to ``size`` x ``size`` once and cached, keeping their channels and
+bit depth (:mod:`medviz.data.images_io`: 8-bit photographs as RGB, fluorescence TIFFs with all
+their channels in 16 bits); with ``channel_files`` one image is made of one file per channel
+(:mod:`medviz.data.channel_files`). Unreadable files are skipped with a warning.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from medviz.data.arrays import ImageArrays, border_colour
+from medviz.data.channel_files import group_channel_files
 from medviz.data.cache import cache_key, default_cache_dir, load_npz, save_npz_atomic
 from medviz.data.errors import DataError
 from medviz.data.images_io import IMAGE_SUFFIXES, read_many
@@ -81,31 +84,44 @@ def scan_folder(root: Path) -> tuple[list[Path], list[str] | None]:
     return loose, None
 
 
-def load_folder(path: str, size: int = 28, cache_dir: str | None = None) -> ImageArrays:
+#: Bumped when reading changes what a cache holds (2: channels and bit depth kept), so old caches are not trusted.
+READER_VERSION = 2
+
+
+def load_folder(
+    path: str, size: int = 28, cache_dir: str | None = None, channel_files: list[str] | None = None
+) -> ImageArrays:
     """Load a folder of images (resized and cached on first use).
 
     Args:
         path: the folder.
         size: image side after resizing (28 matches the paper's MedMNIST-sized images).
         cache_dir: where the resized arrays go (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
+        channel_files: one file-name pattern per channel (``["*_w1.tif", ...]``) when each image
+            is one file per channel; None: one file per image.
     """
     root = Path(path).expanduser().resolve()
     files, classes = scan_folder(root)
+    items = group_channel_files(files, list(channel_files), root) if channel_files else files
     key = cache_key(
         root=str(root),
         files=[(str(f), f.stat().st_mtime, f.stat().st_size) for f in files],
         size=size,
+        channel_files=list(channel_files or []),
+        reader=READER_VERSION,
     )
     cache = Path(cache_dir or default_cache_dir()) / f"folder-{root.name}-{size}px-{key}.npz"
     cached = load_npz(cache, ("images", "files", "border"))
     if cached is None:
-        images, kept = read_many(files, size, str(root))
+        images, kept = read_many(items, size, str(root))
         if not kept:
-            raise DataError(f"none of the {len(files)} images in {root} could be read")
+            raise DataError(f"none of the {len(items)} images in {root} could be read")
+        first_files = [f if isinstance(f, Path) else f[0] for f in kept]
         cached = {
             "images": images,
-            "files": np.array([str(f) for f in kept]),
-            "border": border_colour(images),
+            "files": np.array([str(f) for f in first_files]),
+            # The border colour on the 0-255 scale is only meaningful for 8-bit images.
+            "border": border_colour(images) if images.dtype == np.uint8 else np.full(images.shape[-1], np.nan),
         }
         save_npz_atomic(cache, **cached)
         log.info(f"cached {len(kept)} resized images at {cache}")
@@ -124,5 +140,5 @@ def load_folder(path: str, size: int = 28, cache_dir: str | None = None) -> Imag
         class_names=names,
         name=root.name,
         files=kept_files,
-        border_rgb=cached["border"],
+        border_rgb=cached["border"] if cached["images"].dtype == np.uint8 else None,
     )

@@ -1,61 +1,148 @@
-"""Reading image files of any common kind into uint8 RGB arrays of one size."""
+"""Reading image files of any common kind into arrays (H, W, C) of one size, channels and bit depth kept.
+
+* PNG, JPEG, BMP (PIL): 8-bit images become RGB as they always did (grayscale repeated in three
+  channels, palettes expanded, an alpha channel dropped with a log line); 16-bit and float
+  grayscale stay one channel of uint16 / float32 -- never stretched.
+* TIFF / OME-TIFF (tifffile, :mod:`medviz.data.tiff_io`): every channel in its stored dtype; 8-bit
+  grayscale or RGB TIFFs become RGB like the PNGs, so a folder of either reads the same.
+* One image from several files (one per channel, ``dataset.channel_files``): each file one plane.
+
+Resizing keeps the dtype: 8-bit RGB through PIL exactly as before, anything else channel by
+channel in float (the same bilinear filter) and rounded back to its integer dtype.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medviz.data.dtypes import as_uint8
+from medviz.data.dtypes import as_stored
+from medviz.data.errors import DataError
+from medviz.data.tiff_io import read_tiff
 
 log = logging.getLogger("medviz")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+TIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", *TIFF_SUFFIXES)
+_ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+_said_alpha: set[str] = set()
 
 
-def to_rgb_uint8(image: Image.Image, source: str = "image") -> Image.Image:
-    """RGB, RGBA, grayscale, palette or 16-bit images -> 8-bit RGB (alpha dropped)."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min()), float(array.max())
-        scaled = (array - low) / (high - low) * 255 if high > low else np.zeros_like(array)
-        image = Image.fromarray(scaled.astype(np.uint8))
-    if image.mode == "F":  # 32-bit float: [0, 1] or [0, 255] intensities, anything else refused
-        image = Image.fromarray(as_uint8(np.asarray(image), source))
-    return image.convert("RGB")
-
-
-def read_resized(path: Path, size: int) -> np.ndarray:
-    """One file -> uint8 (size, size, 3); raises OSError/UnidentifiedImageError when unreadable."""
+def _read_with_pil(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         image.load()
-        rgb = to_rgb_uint8(image, str(path))
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-    return np.asarray(rgb, dtype=np.uint8)
+        if image.mode.startswith("I;16"):
+            return np.asarray(image).astype(np.uint16)[..., None]
+        if image.mode in ("I", "F"):
+            return np.asarray(image)[..., None]
+        if image.mode in _ALPHA_MODES or "transparency" in image.info:
+            folder = str(path.parent)
+            if folder not in _said_alpha:  # once per folder
+                _said_alpha.add(folder)
+                log.info(f"{path}: {image.mode} image: its alpha channel is dropped (and in every such file of {folder})")
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
-def read_many(paths: Iterable[Path], size: int, what: str) -> tuple[np.ndarray, list[Path]]:
-    """Read and resize files, skipping unreadable ones with a warning.
+def read_image(path: Path, as_photo: bool = True) -> np.ndarray:
+    """One file -> (H, W, C) in its stored dtype (uint8, uint16 or float32).
 
-    Returns the images uint8 (N, size, size, 3) and the paths that were read, in order.
+    ``as_photo``: 8-bit grayscale becomes RGB (off for the files of one channel each).
+    Raises OSError/UnidentifiedImageError when unreadable, DataError for a layout it refuses.
+    """
+    image = read_tiff(path) if path.suffix.lower() in TIFF_SUFFIXES else _read_with_pil(path)
+    image = as_stored(image, str(path))
+    if as_photo and image.dtype == np.uint8 and image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return image
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, C) -> (size, size, C), same dtype; bilinear with antialiasing (PIL)."""
+    if image.shape[:2] == (size, size):
+        return image
+    if image.dtype == np.uint8 and image.shape[-1] == 3:
+        rgb = Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+        return np.asarray(rgb, dtype=np.uint8)
+    planes = [
+        np.asarray(
+            Image.fromarray(image[..., c].astype(np.float32), mode="F").resize(
+                (size, size), Image.Resampling.BILINEAR, reducing_gap=None
+            )
+        )
+        for c in range(image.shape[-1])
+    ]
+    out = np.stack(planes, axis=-1)
+    if image.dtype == np.float32:
+        return out
+    top = np.iinfo(image.dtype).max
+    return np.clip(np.round(out), 0, top).astype(image.dtype)
+
+
+def read_channels(paths: Sequence[Path]) -> np.ndarray:
+    """One image from one file per channel: (H, W, len(paths)); each file must hold one plane."""
+    planes = []
+    for path in paths:
+        plane = read_image(path, as_photo=False)
+        if plane.shape[-1] != 1:
+            raise DataError(
+                f"{path}: a file of a channel-per-file image holds {plane.shape[-1]} channels; each must hold one"
+            )
+        planes.append(plane)
+    shapes = {(p.shape, p.dtype) for p in planes}
+    if len(shapes) > 1:
+        raise DataError(f"the channel files {', '.join(map(str, paths))} differ in size or dtype: {sorted(map(str, shapes))}")
+    return np.concatenate(planes, axis=-1)
+
+
+def read_resized(item: Path | Sequence[Path], size: int) -> np.ndarray:
+    """A file (or one file per channel) -> (size, size, C) in its stored dtype."""
+    image = read_image(item) if isinstance(item, Path) else read_channels(item)
+    return resize(image, size)
+
+
+def _kind(image: np.ndarray) -> str:
+    return f"{image.shape[-1]} channel(s) of {image.dtype}"
+
+
+def read_many(items: Iterable[Path | Sequence[Path]], size: int, what: str) -> tuple[np.ndarray, list]:
+    """Read and resize files (or channel groups), skipping unreadable ones with a warning.
+
+    Returns the images (N, size, size, C) in their stored dtype and the items that were read, in
+    order. Images that disagree in channel count or dtype are an error naming examples of each.
     """
     from tqdm.auto import tqdm
 
-    paths = list(paths)
+    items = list(items)
     images, kept, skipped = [], [], []
-    for path in tqdm(paths, desc=f"reading {what}", unit="img", disable=len(paths) < 500):
+    kinds: dict[str, list] = {}
+    for item in tqdm(items, desc=f"reading {what}", unit="img", disable=len(items) < 500):
         try:
-            images.append(read_resized(path, size))
-            kept.append(path)
+            image = read_resized(item, size)
         except (OSError, UnidentifiedImageError, ValueError) as err:
-            skipped.append(path)
-            log.warning(f"skipping unreadable image {path}: {err}")
+            skipped.append(item)
+            log.warning(f"skipping unreadable image {item}: {err}")
+            continue
+        kinds.setdefault(_kind(image), []).append(item)
+        images.append(image)
+        kept.append(item)
+    if len(kinds) > 1:
+        counts = Counter({kind: len(members) for kind, members in kinds.items()})
+        parts = [f"{n} with {kind} (e.g. {_name(kinds[kind][0])})" for kind, n in counts.most_common()]
+        raise DataError(
+            f"{what}: the images disagree: {'; '.join(parts)}. A dataset needs one channel count and bit depth: "
+            "convert or move the odd ones out"
+        )
     if skipped:
-        log.warning(f"{what}: skipped {len(skipped)} unreadable of {len(paths)} images (see warnings above)")
+        log.warning(f"{what}: skipped {len(skipped)} unreadable of {len(items)} images (see warnings above)")
     if not images:
         return np.empty((0, size, size, 3), np.uint8), []
     return np.stack(images), kept
+
+
+def _name(item: Path | Sequence[Path]) -> str:
+    return str(item) if isinstance(item, Path) else str(item[0])

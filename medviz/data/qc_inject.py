@@ -11,6 +11,8 @@ saves as ``qc_injected.npy`` so ``medviz qc`` can report how many it flags.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -35,13 +37,13 @@ def inject_duplicates(data: ImageArrays, count: int, seed: int) -> tuple[ImageAr
     source = int(rng.integers(len(data)))
     copies = np.stack([_perturbed_copy(data.images[source], rng) for _ in range(count)])
     injected = np.concatenate([np.zeros(len(data), bool), np.ones(count, bool)])
-    grown = ImageArrays(
+    grown = replace(
+        data,
         images=np.concatenate([data.images, copies]),
         labels=np.concatenate([data.labels, np.full(count, data.labels[source])]),
-        class_names=data.class_names,
-        name=data.name,
         split=None if data.split is None else np.concatenate([data.split, np.full(count, data.split[source])]),
         files=None if data.files is None else [*data.files, *[data.files[source]] * count],
+        border_rgb=None,
     )
     return grown, injected
 
@@ -60,7 +62,7 @@ def inject_artefacts(data: ImageArrays, count: int, seed: int) -> tuple[ImageArr
         images[index] = np.asarray(canvas)
     injected = np.zeros(len(data), bool)
     injected[chosen] = True
-    changed = ImageArrays(images, data.labels, data.class_names, data.name, data.split, data.files, data.border_rgb)
+    changed = replace(data, images=images)
     return changed, injected
 
 
@@ -78,6 +80,11 @@ def inject(data: ImageArrays, kind: str, count: int, seed: int) -> tuple[ImageAr
         raise ConfigError(
             f"qc.inject needs a dataset in memory; '{data.name}' is memory-mapped from disk: plant the problems "
             "in a subset that fits in memory with dataset.n_images=<N> (e.g. 20000)"
+        )
+    if data.images.dtype != np.uint8 or data.channels != 3:
+        raise ConfigError(
+            f"qc.inject plants its problems in 8-bit RGB images; '{data.name}' has {data.channels} channel(s) of "
+            f"{data.images.dtype}. Run medviz qc on the trained map instead (it works on any images)"
         )
     if len(data) < MIN_QC_IMAGES:
         raise ConfigError(

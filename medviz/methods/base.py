@@ -26,14 +26,14 @@ OptimiserFactory = Callable[..., torch.optim.Optimizer]
 class ContrastiveMethod(L.LightningModule):
     """Base for contrastive methods trained on two augmented views of each image.
 
-    Batches arrive from :class:`~medviz.data.ArrayDataModule` as ``(uint8 images, indices)``; in
+    Batches arrive from :class:`~medviz.data.ArrayDataModule` as ``(stored images, indices)``; in
     training they are augmented here, on the model's device, after the transfer
     (docs/reproducing.md, "Augmentations"), and normalised by the model's own preprocessing.
 
     Args:
         backbone: feature extractor with ``out_dim``.
-        augment: random views of uint8 batches, float in [0, 1].
-        preprocess: uint8 -> normalised float, with the dataset's statistics.
+        augment: random views of batches in [0, 1], float in [0, 1].
+        preprocess: stored images -> [0, 1] -> normalised float, with the dataset's mapping and statistics.
         schedule: the stages to train through (:mod:`medviz.methods.stages`).
         optimizer: ``optimizer(params, lr=...)`` builds each stage's optimiser (ref: SGD,
             momentum 0.9, weight decay 5e-4).
@@ -143,11 +143,12 @@ class ContrastiveMethod(L.LightningModule):
             self.to(memory_format=torch.channels_last)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """In training, uint8 images (B, 3, H, W) become two normalised views; otherwise they stay uint8."""
+        """In training, stored images (B, C, H, W) become two normalised views; otherwise they stay as stored."""
         images, indices = batch
         if not self.trainer.training:
             return batch
-        views = tuple(self.preprocess.normalise(self.augment(images)) for _ in range(2))
+        unit = self.preprocess.to_unit(images)
+        views = tuple(self.preprocess.normalise(self.augment(unit)) for _ in range(2))
         if self.channels_last:
             views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
         return *views, indices
@@ -157,7 +158,7 @@ class ContrastiveMethod(L.LightningModule):
         raise NotImplementedError
 
     def compute_loss(self, view_a: torch.Tensor, view_b: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Loss of two normalised views (B, 3, H, W); under DDP the negatives come from the global batch."""
+        """Loss of two normalised views (B, C, H, W); under DDP the negatives come from the global batch."""
         z_a, z_b = self(torch.cat([view_a, view_b], dim=0)).chunk(2, dim=0)
         return self.loss(gather_with_grad(z_a), gather_with_grad(z_b))
 
@@ -179,7 +180,7 @@ class ContrastiveMethod(L.LightningModule):
         raise ConfigError(f"{type(self).__name__}'s network has no 2-D output: its map is a t-SNE of its features")
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        """uint8 images (B, 3, H, W) -> backbone features (B, D), map coordinates (B, 2) when the
+        """Stored images (B, C, H, W) -> backbone features (B, D), map coordinates (B, 2) when the
         network has a map, and the images' dataset indices."""
         images, indices = batch
         features = self.backbone(self.preprocess(images))
@@ -189,7 +190,7 @@ class ContrastiveMethod(L.LightningModule):
         return out
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images (B, 3, H, W) -> map coordinates (B, 2), with no augmentation."""
+        """Stored images (B, C, H, W) (uint8, uint16 or float) -> map coordinates (B, 2), with no augmentation."""
         return self.map_of_features(self.backbone(self.preprocess(images)))
 
     # ------------------------------------------------------------------ checkpoints
@@ -202,11 +203,16 @@ def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
     Earlier checkpoints kept the normalisation in ``augment.mean/std``, a second stage flag in
     ``head.use_2d`` and the annealing weight in ``dim_scale`` (recomputed every step now); SimCLR
-    and BYOL had no stage index.
+    and BYOL had no stage index; and all were 8-bit, mapped 0-255 to [0, 1].
     """
     for name in ("mean", "std"):
         if f"augment.{name}" in state:
             state[f"preprocess.{name}"] = state.pop(f"augment.{name}")
+    if "preprocess.mean" in state and "preprocess.low" not in state:
+        shape = state["preprocess.mean"].shape
+        state["preprocess.low"] = torch.zeros(shape)
+        state["preprocess.high"] = torch.full(shape, 255.0)
+        state["preprocess.per_image"] = torch.tensor(False)
     for stale in ("head.use_2d", "dim_scale"):
         state.pop(stale, None)
     state.setdefault("stage_index", torch.tensor(0))

@@ -1,4 +1,7 @@
-"""Backbone registry: name -> a network mapping images (B, 3, H, W) to features (B, D).
+"""Backbone registry: name -> a network mapping images (B, C, H, W) to features (B, D).
+
+Every backbone takes ``in_channels``: its first layer reads as many channels as the data has
+(3 for RGB, 2-6 for fluorescence); the run sets it from the data, never from a second setting.
 
 * ``resnet18``: ResNet18 with t-SimCNE's small-image stem -- conv1 3x3, stride 1, padding 1 and
   no max-pool -- for 28-32 px images (Böhm et al. 2023; docs/reproducing.md). D = 512.
@@ -24,25 +27,27 @@ class Backbone(nn.Module):
         self.out_dim = out_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, out_dim)."""
+        """(B, C, H, W) -> (B, out_dim)."""
         return self.body(x)
 
 
-def resnet18_small() -> Backbone:
+def resnet18_small(in_channels: int = 3) -> Backbone:
     net = resnet18(weights=None)
-    net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()
     net.fc = nn.Identity()
     return Backbone(net, 512)
 
 
-def resnet18_imagenet() -> Backbone:
+def resnet18_imagenet(in_channels: int = 3) -> Backbone:
     net = resnet18(weights=None)
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     net.fc = nn.Identity()
     return Backbone(net, 512)
 
 
-def tinycnn(width: int = 16) -> Backbone:
+def tinycnn(width: int = 16, in_channels: int = 3) -> Backbone:
     def block(c_in: int, c_out: int, stride: int) -> list[nn.Module]:
         return [
             nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
@@ -51,7 +56,7 @@ def tinycnn(width: int = 16) -> Backbone:
         ]
 
     body = nn.Sequential(
-        *block(3, width, 1),
+        *block(in_channels, width, 1),
         *block(width, 2 * width, 2),
         *block(2 * width, 4 * width, 2),
         *block(4 * width, 8 * width, 2),

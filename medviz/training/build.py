@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medviz.data import ImageArrays
 from medviz.data.arrays import ImageStats
+from medviz.data.channels import configure_channels
 from medviz.data.qc_inject import inject
 from medviz.data.subset import stratified_subset
 from medviz.errors import ConfigError, MedvizError
@@ -51,12 +52,30 @@ def build(node: DictConfig, group: str, **kwargs):
 
 
 def build_data(cfg: DictConfig) -> ImageArrays:
-    """The dataset's images; a class-stratified subset of them when ``dataset.n_images`` is set."""
+    """The dataset's images, with its intensity mapping and channel names and colours
+    (``dataset.normalise`` ...); a class-stratified subset of them when ``dataset.n_images`` is set.
+
+    The intensity mapping is the whole source's, like its border colour (paper §4).
+    """
     data: ImageArrays = build(cfg.dataset.source, "dataset")
+    options = cfg.dataset  # run folders written before these settings existed get the defaults
+    data = configure_channels(
+        data,
+        normalise=str(options.get("normalise", "auto")),
+        percentiles=tuple(options.get("percentiles", (0.1, 99.9))),
+        intensity_range=OmegaConf.to_object(options.intensity_range) if options.get("intensity_range") else None,
+        channel_names=options.get("channel_names"),
+        channel_colours=options.get("channel_colours"),
+    )
+    if not data.scale().is_byte_range():
+        data.border_colour()  # of the whole source, as the sources that cache it (8-bit) do
     if cfg.dataset.get("n_images") is not None:
         data = stratified_subset(data, int(cfg.dataset.n_images), seed=int(cfg.dataset.get("subset_seed", 0)))
     counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
-    log.info(f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}; classes: {counts}")
+    log.info(
+        f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}, {data.channels} channel(s); "
+        f"classes: {counts}"
+    )
     return data
 
 
@@ -78,7 +97,7 @@ def build_run_data(cfg: DictConfig) -> tuple[ImageArrays, np.ndarray | None]:
 def build_method(cfg: DictConfig, stats: ImageStats) -> ContrastiveMethod:
     """The method of ``cfg`` for data with ``stats`` (normalisation and border colour, e.g. ``data.stats()``)."""
     augment = build(cfg.aug.transform, "aug", fill=list(stats.fill))
-    backbone = build(cfg.backbone, "backbone")
+    backbone = build(cfg.backbone, "backbone", in_channels=stats.channels)
     schedule = build(cfg.schedule, "schedule")
     optimizer = build(cfg.method.optimizer, "method.optimizer")
     lr = cfg.method.base_lr * cfg.batch_size / 256
@@ -87,7 +106,7 @@ def build_method(cfg: DictConfig, stats: ImageStats) -> ContrastiveMethod:
         module = make_method(
             backbone=backbone,
             augment=augment,
-            preprocess=Preprocess(list(stats.mean), list(stats.std)),
+            preprocess=Preprocess(list(stats.mean), list(stats.std), stats.intensity),
             schedule=schedule,
             optimizer=optimizer,
             lr=lr,
@@ -186,7 +205,7 @@ def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageA
     if uses_gpu(str(cfg.trainer.accelerator)):
         return
     batch = min(int(cfg.batch_size), len(data))
-    timing = time_training_steps(module, (3, data.image_size, data.image_size), batch)
+    timing = time_training_steps(module, (data.channels, data.image_size, data.image_size), batch)
     stages = module.schedule.stages
     output_epochs = sum(s.epochs for s in stages if s.trains == "output")
     images_per_epoch = len(data) // batch * batch

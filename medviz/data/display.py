@@ -1,0 +1,67 @@
+"""Images as people look at them: C channels as one false-colour RGB composite.
+
+Every map tool (thumbnails, ``map.png``, ``medviz figures``, ``explore``, ``qc``, the W&B table)
+shows images through here. 8-bit RGB images are shown as they are. Other images are mapped to
+[0, 1] with the dataset's intensity mapping, each channel is tinted with its colour, and the tints
+are added (the usual composite of fluorescence viewers). Default colours: one channel gray; two
+green and magenta (distinguishable with red-green colour blindness); more: blue, green, red,
+magenta, cyan, yellow, orange, white -- DNA stains are by convention shown blue and usually come
+first. ``dataset.channel_colours`` sets them; "green" means pure green (matplotlib's "lime"),
+as in microscopy viewers, not matplotlib's dark green.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from medviz.data.intensity import Intensity
+from medviz.errors import ConfigError
+
+MANY_CHANNEL_COLOURS = ("blue", "green", "red", "magenta", "cyan", "yellow", "orange", "white")
+_DEFAULTS = {1: ("gray",), 2: ("green", "magenta")}
+
+
+def default_colours(channels: int) -> tuple[str, ...]:
+    """The default colour name of each of ``channels`` channels."""
+    if channels in _DEFAULTS:
+        return _DEFAULTS[channels]
+    return tuple(MANY_CHANNEL_COLOURS[c % len(MANY_CHANNEL_COLOURS)] for c in range(channels))
+
+
+def colour_table(channels: int, names: Sequence[str] | None = None) -> np.ndarray:
+    """float (C, 3) in [0, 1]: the RGB of each channel's colour (matplotlib names or #rrggbb)."""
+    from matplotlib.colors import to_rgb
+
+    names = tuple(names) if names is not None else default_colours(channels)
+    if len(names) != channels:
+        raise ConfigError(
+            f"dataset.channel_colours gives {len(names)} colours, but the images have {channels} channels: "
+            "give one colour per channel (e.g. [blue, green, red, magenta, cyan])"
+        )
+    try:
+        return np.array([to_rgb("lime" if n == "green" else n) for n in names], dtype=np.float32)
+    except ValueError as err:
+        raise ConfigError(f"dataset.channel_colours: {err}; use matplotlib colour names or '#rrggbb'") from err
+
+
+def composite(unit: np.ndarray, colours: np.ndarray) -> np.ndarray:
+    """Intensities (N, H, W, C) in [0, 1] and colours (C, 3) -> uint8 RGB (N, H, W, 3), tints added."""
+    rgb = np.tensordot(unit, colours, axes=([3], [0]))
+    return np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+def display_rgb(
+    images: np.ndarray, intensity: Intensity, colour_names: Sequence[str] | None = None, chunk: int = 4096
+) -> np.ndarray:
+    """Stored images (N, H, W, C) -> uint8 RGB (N, H, W, 3) to look at; 8-bit RGB is returned unchanged."""
+    channels = images.shape[-1]
+    if images.dtype == np.uint8 and channels == 3 and colour_names is None and intensity.is_byte_range():
+        return images
+    colours = colour_table(channels, colour_names)
+    out = np.empty((*images.shape[:3], 3), np.uint8)
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start : start + chunk])
+        out[start : start + len(block)] = composite(intensity.to_unit(block), colours)
+    return out
