@@ -95,7 +95,9 @@ class BatchAugment(nn.Module):
     ) -> None:
         super().__init__()
         channels = len(fill)
-        rgb_ops = [name for name, on in (("ColorJitter", jitter_p > 0 and any(jitter)), ("grayscale", gray_p > 0)) if on]
+        rgb_ops = [
+            name for name, on in (("ColorJitter", jitter_p > 0 and any(jitter)), ("grayscale", gray_p > 0)) if on
+        ]
         if channels != 3 and rgb_ops:
             raise ConfigError(
                 f"the augmentation uses {' and '.join(rgb_ops)}, which need RGB images, but these have {channels} "
@@ -123,7 +125,9 @@ class BatchAugment(nn.Module):
         ``sync_free``: see :meth:`colour` (default: on for CUDA tensors).
         """
         if images.shape[1] != self.channels:
-            raise ValueError(f"augmentation built for {self.channels} channels got images of shape {tuple(images.shape)}")
+            raise ValueError(
+                f"augmentation built for {self.channels} channels got images of shape {tuple(images.shape)}"
+            )
         x = images if images.is_floating_point() else images.float() / 255.0
         x = self.geometric(x)
         x = self.colour(x, sync_free=sync_free)

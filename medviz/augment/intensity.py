@@ -44,7 +44,9 @@ class ChannelIntensity(nn.Module):
     ) -> None:
         super().__init__()
         if len(jitter) != 3 or any(j < 0 for j in jitter):
-            raise ValueError(f"channel_jitter must be three non-negative strengths (brightness, contrast, gamma), got {jitter}")
+            raise ValueError(
+                f"channel_jitter must be three non-negative strengths (brightness, contrast, gamma), got {jitter}"
+            )
         self.jitter = tuple(float(j) for j in jitter)
         self.jitter_p = float(jitter_p)
         self.dropout_p = float(dropout_p)

@@ -61,7 +61,8 @@ def group_channel_files(files: Sequence[Path], patterns: Sequence[str], root: Pa
         (folder, field), chans = next(iter(sorted(incomplete.items())))
         missing = [patterns[c].replace("*", field) for c in range(len(patterns)) if c not in chans]
         raise DataError(
-            f"{len(incomplete)} field(s) lack a channel file, e.g. '{field}' in {folder}: missing {', '.join(missing)}. "
+            f"{len(incomplete)} field(s) lack a channel file, e.g. '{field}' in {folder}: "
+            f"missing {', '.join(missing)}. "
             "Add the missing files, or move the incomplete fields out of the folder"
         )
     if not fields:

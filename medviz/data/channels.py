@@ -45,6 +45,10 @@ def configure_channels(
             f"dataset {data.name}: {channels} channel(s), stored as {data.images.dtype}; intensities to [0, 1] by "
             f"dataset.normalise={normalise} -> {intensity.describe()}"
         )
-    return replace(data, intensity=intensity, channel_names=names, channel_colours=colours, border_rgb=(
-        data.border_rgb if intensity.is_byte_range() else None
-    ))
+    return replace(
+        data,
+        intensity=intensity,
+        channel_names=names,
+        channel_colours=colours,
+        border_rgb=(data.border_rgb if intensity.is_byte_range() else None),
+    )

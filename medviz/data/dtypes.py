@@ -72,14 +72,18 @@ def as_stored(image: np.ndarray, source: str) -> np.ndarray:
         return image.astype(np.float32)
     if np.issubdtype(kind, np.integer) and image.size:
         low, high = int(image.min()), int(image.max())
-        if 0 <= low and high <= 65535:
-            _say_once(str(kind), f"{source}: {kind} images (here {low} to {high}) are stored as uint16, values unchanged")
+        if low >= 0 and high <= 65535:
+            _say_once(
+                str(kind), f"{source}: {kind} images (here {low} to {high}) are stored as uint16, values unchanged"
+            )
             return image.astype(np.uint16)
         raise DataError(
             f"{source}: {kind} image with values {low} to {high}, outside 0-65535: medviz stores 8-bit, 16-bit or "
             "float images; rescale it (or save it as float32) and read it again"
         )
-    raise DataError(f"{source}: {kind} pixels cannot be read as intensities; save the image as uint8, uint16 or float32")
+    raise DataError(
+        f"{source}: {kind} pixels cannot be read as intensities; save the image as uint8, uint16 or float32"
+    )
 
 
 _SAID: set[str] = set()

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from medviz.data.arrays import ImageArrays, border_colour
-from medviz.data.channel_files import group_channel_files
 from medviz.data.cache import cache_key, default_cache_dir, load_npz, save_npz_atomic
+from medviz.data.channel_files import group_channel_files
 from medviz.data.errors import DataError
 from medviz.data.images_io import IMAGE_SUFFIXES, read_many
 

@@ -44,7 +44,9 @@ def _read_with_pil(path: Path) -> np.ndarray:
             folder = str(path.parent)
             if folder not in _said_alpha:  # once per folder
                 _said_alpha.add(folder)
-                log.info(f"{path}: {image.mode} image: its alpha channel is dropped (and in every such file of {folder})")
+                log.info(
+                    f"{path}: {image.mode} image: its alpha channel is dropped (and in every such file of {folder})"
+                )
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
@@ -95,7 +97,9 @@ def read_channels(paths: Sequence[Path]) -> np.ndarray:
         planes.append(plane)
     shapes = {(p.shape, p.dtype) for p in planes}
     if len(shapes) > 1:
-        raise DataError(f"the channel files {', '.join(map(str, paths))} differ in size or dtype: {sorted(map(str, shapes))}")
+        raise DataError(
+            f"the channel files {', '.join(map(str, paths))} differ in size or dtype: {sorted(map(str, shapes))}"
+        )
     return np.concatenate(planes, axis=-1)
 
 

@@ -136,8 +136,10 @@ def choose_intensity(
         if mode == "fixed":
             return byte_range(channels)
     if mode == "fixed":
-        return byte_range(channels) if intensity_range is None and images.dtype == np.uint8 else (
-            fixed_range(intensity_range, channels)
+        return (
+            byte_range(channels)
+            if intensity_range is None and images.dtype == np.uint8
+            else (fixed_range(intensity_range, channels))
         )
     if mode == "image":
         return Intensity("image")

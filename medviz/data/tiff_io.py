@@ -46,9 +46,9 @@ def _channels_last(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
     extra = [a for a in axes if a in "ZT"]
     if extra:
         raise DataError(
-            f"{path}: a {'3-D stack' if 'Z' in extra else 'time series'} (axes {axes}, shape {data.shape}); medviz maps "
-            "2-D images and would drop all planes but one: save a projection (e.g. maximum intensity) or one plane "
-            "per file"
+            f"{path}: a {'3-D stack' if 'Z' in extra else 'time series'} (axes {axes}, shape {data.shape}); "
+            "medviz maps 2-D images and would drop all planes but one: save a projection (e.g. maximum "
+            "intensity) or one plane per file"
         )
     if "Y" in axes and "X" in axes and "Q" not in axes:  # Q: pages of a file whose writer gave no axes
         others = [a for a in axes if a not in "YX"]
@@ -63,8 +63,10 @@ def _channels_last(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
             if told not in _TOLD:  # once per layout, not once per file
                 _TOLD.add(told)
                 where = "first" if small == 0 else "last"
-                log.info(f"{path}: no axes metadata (axes {axes}, shape {data.shape}): its {where} axis, of "
-                         f"{data.shape[small]}, is read as the channels (and so in every file of this shape)")
+                log.info(
+                    f"{path}: no axes metadata (axes {axes}, shape {data.shape}): its {where} axis, of "
+                    f"{data.shape[small]}, is read as the channels (and so in every file of this shape)"
+                )
             return np.moveaxis(data, small, 2)
     raise DataError(
         f"{path}: cannot tell which axes are channels (axes {axes}, shape {data.shape}); save it as OME-TIFF with "

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torchvision import models
 
 from medviz.data.errors import DataError
+from medviz.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -69,6 +70,11 @@ def imagenet_features(
     device: str | None = None,
 ) -> np.ndarray:
     """Features (N, 512 or 2048) of uint8 images (N, H, W, 3), read in batches (memmaps stay on disk)."""
+    if images.dtype != np.uint8 or images.shape[-1] != 3:
+        raise ConfigError(
+            f"the ImageNet baselines read 8-bit RGB images; these have {images.shape[-1]} channel(s) of "
+            f"{images.dtype}: use baselines=[pixels] for this dataset"
+        )
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     net = build_resnet(arch, weights).to(dev)
     chunks = []

@@ -61,7 +61,7 @@ def run_baseline(name: str, data: ImageArrays, out_dir: Path, seed: int, k: int,
     run_dir.mkdir(parents=True, exist_ok=True)
     log.info(f"baseline t-SNE of {name} on {data.name} ({len(data)} images)")
     if name == "pixels":
-        coords = pixel_tsne(data.images, seed=seed)
+        coords = pixel_tsne(data.images, seed=seed, intensity=data.scale())
     else:
         coords = feature_tsne(imagenet_features(data.images, arch=name, weights=weights[name]), seed=seed)
     config = {"method": {"name": "tsne"}, "aug": {"name": name}, "dataset": {"name": data.name}, "seed": seed}

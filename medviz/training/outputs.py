@@ -85,7 +85,7 @@ def map_metrics(coords: np.ndarray, labels: np.ndarray, k: int, seed: int) -> di
 
 
 def pixel_tsne_metrics(data: ImageArrays, k: int, seed: int) -> dict[str, float]:
-    coords = pixel_tsne(data.images, seed=seed)
+    coords = pixel_tsne(data.images, seed=seed, intensity=data.scale())
     return {f"pixel_tsne_{key}": value for key, value in map_metrics(coords, data.labels, k, seed).items()}
 
 
