@@ -52,15 +52,20 @@ def _finished_run(run_dir: Path):
     return saved, data, injected
 
 
+def _titled(name: str, legend: str) -> str:
+    return f"{name} ({legend})" if legend else name
+
+
 def _qc(args: argparse.Namespace) -> None:
     from medviz.maps.qc import check_settings, find_groups, recall, write_report
 
     check_settings(args.min_size, args.tight_spacing, args.island_fraction, args.island_separation)
     saved, data, injected = _finished_run(args.run)
     coords, labels = saved["embedding"], saved["labels"]
+    shown = data.display_images()
     groups = find_groups(
         coords,
-        data.images,
+        shown,
         labels,
         min_size=args.min_size,
         tight_spacing=args.tight_spacing,
@@ -69,7 +74,7 @@ def _qc(args: argparse.Namespace) -> None:
     )
     out = args.out or args.run / "qc"
     _say_if_replacing(out)
-    report = write_report(out, coords, labels, list(saved["class_names"]), data.images, groups, injected)
+    report = write_report(out, coords, labels, list(saved["class_names"]), shown, groups, injected)
     for number, group in enumerate(groups):
         correlation = f", image correlation {group.correlation}" if group.correlation else ""
         print(f"group {number}: {group.kind}, {group.size} images{correlation}")
@@ -85,7 +90,12 @@ def _figures(args: argparse.Namespace) -> None:
     out = args.out or args.run / "figures"
     _say_if_replacing(out)
     paths = all_figures(
-        saved["embedding"], saved["labels"], list(saved["class_names"]), data.images, out, args.run.name
+        saved["embedding"],
+        saved["labels"],
+        list(saved["class_names"]),
+        data.display_images(),
+        out,
+        _titled(args.run.name, data.channel_legend()),
     )
     print("\n".join(str(p) for p in paths))
 
@@ -102,9 +112,9 @@ def _explore(args: argparse.Namespace) -> None:
         saved["embedding"],
         saved["labels"],
         list(saved["class_names"]),
-        data.images,
+        data.display_images(),
         names,
-        title=args.run.name,
+        title=_titled(args.run.name, data.channel_legend()),
         max_thumbnails=args.max_thumbnails,
     )
     print(f"explorer: {out} (open it in a browser; it works offline)")

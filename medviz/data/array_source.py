@@ -4,7 +4,7 @@ An ``.npz`` holds ``images`` -- (N, H, W, C), (N, C, H, W) or (N, H, W), any of 
 float (other integer types are converted where no value changes, :func:`medviz.data.dtypes.as_stored`)
 -- and optionally ``labels`` (N,) (integers, or strings that become class names), ``class_names``
 and ``channel_names``. A ``.npy`` holds the images alone (an unlabelled map). Images are resized
-to ``size`` when it is set and differs; their values are never rescaled.
+to ``resize`` when it is set and differs; their values are never rescaled.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from medviz.data.arrays import ImageArrays
 from medviz.data.dtypes import as_stored
 from medviz.data.errors import DataError
-from medviz.data.images_io import resize
+from medviz.data.images_io import resize as resize_image
 
 log = logging.getLogger("medviz")
 
@@ -38,11 +38,12 @@ def to_nhwc(images: np.ndarray, source: str, layout: str = "auto") -> np.ndarray
         return images
     if layout == "NCHW":
         return images.transpose(0, 2, 3, 1)
-    last, second = images.shape[-1], images.shape[1]
-    if last <= MAX_CHANNELS < min(images.shape[1:3]):
+    _, a, b, c = images.shape
+    # Square images (the usual crops): the axis that differs from the two equal ones holds the channels.
+    if (a == b != c and c <= MAX_CHANNELS) or (c <= MAX_CHANNELS < min(a, b)):
         return images
-    if second <= MAX_CHANNELS < min(images.shape[2:]):
-        log.info(f"{source}: images {images.shape} read as (N, C, H, W) with {second} channels")
+    if (b == c != a and a <= MAX_CHANNELS) or (a <= MAX_CHANNELS < min(b, c)):
+        log.info(f"{source}: images {images.shape} read as (N, C, H, W) with {a} channels")
         return images.transpose(0, 2, 3, 1)
     raise DataError(f"{source}: cannot tell the channel axis of images {images.shape}; set dataset.layout=NHWC or NCHW")
 
@@ -69,7 +70,7 @@ def _labels(archive, n: int, source: str) -> tuple[np.ndarray, tuple[str, ...]]:
     return labels, names
 
 
-def load_arrays(path: str, size: int | None = None, layout: str = "auto") -> ImageArrays:
+def load_arrays(path: str, resize: int | None = None, layout: str = "auto") -> ImageArrays:
     """Load ``path`` (.npz with ``images`` [+ ``labels`` ...], or .npy of images)."""
     file = Path(path).expanduser()
     if not file.is_file():
@@ -88,9 +89,9 @@ def load_arrays(path: str, size: int | None = None, layout: str = "auto") -> Ima
     if len(images) == 0:
         raise DataError(f"{file}: 'images' is empty")
     labels, names = _labels(archive, len(images), str(file))
-    if size and images.shape[1:3] != (size, size):
-        log.info(f"{file}: resizing {len(images)} images from {images.shape[1]}x{images.shape[2]} to {size}x{size}")
-        images = np.stack([resize(image, size) for image in images])
+    if resize and images.shape[1:3] != (resize, resize):
+        log.info(f"{file}: resizing {len(images)} images from {images.shape[1]}x{images.shape[2]} to {resize}x{resize}")
+        images = np.stack([resize_image(image, resize) for image in images])
     channel_names = tuple(str(n) for n in archive["channel_names"]) if "channel_names" in archive else None
     return ImageArrays(
         images=np.ascontiguousarray(images),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.display import display_rgb
+from medviz.data.display import channel_legend, display_rgb
 from medviz.data.intensity import Intensity, byte_range, dataset_percentiles
 
 #: The dtypes images are stored in: 8-bit (photographs, stains), 16-bit (microscopy cameras), float.
@@ -99,9 +99,15 @@ class ImageArrays:
             )
         return self.intensity
 
-    def display_images(self) -> np.ndarray:
-        """uint8 RGB (N, H, W, 3) for the map tools: 8-bit RGB as stored, other images as a false-colour composite."""
-        return display_rgb(self.images, self.scale(), self.channel_colours)
+    def display_images(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """uint8 RGB (N, H, W, 3) for the map tools -- of ``rows`` only when given: 8-bit RGB as
+        stored, other images as a false-colour composite (:mod:`medviz.data.display`)."""
+        images = self.images if rows is None else self.images[np.asarray(rows)]
+        return display_rgb(images, self.scale(), self.channel_colours)
+
+    def channel_legend(self) -> str:
+        """Which colour shows which channel ('' for plain RGB), for the map tools' titles."""
+        return channel_legend(self.channels, self.channel_names, self.channel_colours)
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels[self.labels >= 0], minlength=len(self.class_names))

@@ -65,3 +65,12 @@ def display_rgb(
         block = np.asarray(images[start : start + chunk])
         out[start : start + len(block)] = composite(intensity.to_unit(block), colours)
     return out
+
+
+def channel_legend(channels: int, names: Sequence[str] | None, colours: Sequence[str] | None) -> str:
+    """'DNA: blue · actin: green · ...' for the map tools' titles; '' for 8-bit RGB without names."""
+    if names is None and colours is None and channels == 3:
+        return ""
+    names = tuple(names) if names is not None else tuple(f"channel {c}" for c in range(channels))
+    colours = tuple(colours) if colours is not None else default_colours(channels)
+    return " · ".join(f"{name}: {colour}" for name, colour in zip(names, colours, strict=True))

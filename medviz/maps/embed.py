@@ -14,8 +14,9 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf, open_dict
 
+from medviz.data.array_source import to_nhwc
 from medviz.data.arrays import ImageStats
-from medviz.data.dtypes import as_uint8
+from medviz.data.dtypes import as_stored
 from medviz.data.errors import DataError
 from medviz.data.images_io import IMAGE_SUFFIXES, read_many
 from medviz.errors import ConfigError
@@ -66,10 +67,11 @@ def training_image_size(run_dir: Path) -> int:
     return int(size)
 
 
-def read_images(source: Path, size: int) -> tuple[np.ndarray, list[str]]:
-    """uint8 (M, size, size, 3) images and their names, from a folder (recursively) or an .npz file.
+def read_images(source: Path, size: int, grayscale_as_rgb: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Images (M, size, size, C) in their stored dtype and their names, from a folder (recursively) or an .npz.
 
-    An .npz may hold ``images`` or MedMNIST's ``<split>_images`` arrays (N, H, W[, 3]).
+    An .npz may hold ``images`` or MedMNIST's ``<split>_images`` arrays, (N, H, W[, C]) or (N, C, H, W).
+    ``grayscale_as_rgb``: 8-bit (N, H, W) arrays become RGB, as MedMNIST's grayscale sets are read.
     """
     if source.is_dir():
         files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -83,21 +85,40 @@ def read_images(source: Path, size: int) -> tuple[np.ndarray, list[str]]:
             if not keys:
                 raise DataError(f"{source} has no 'images' or '<split>_images' array (it has {archive.files})")
             arrays = [archive[key] for key in keys]
-        images = np.concatenate([a if a.ndim == 4 else np.repeat(a[..., None], 3, axis=-1) for a in arrays])
-        if images.shape[1:] != (size, size, 3):
+        what = f"{source} ({', '.join(keys)})"
+        images = as_stored(np.concatenate([to_nhwc(a, what) for a in arrays]), what)
+        if grayscale_as_rgb and images.dtype == np.uint8 and images.shape[-1] == 1:
+            images = np.repeat(images, 3, axis=-1)
+        if images.shape[1:3] != (size, size):
             raise DataError(
-                f"{source}: images must be {size}x{size}(x3) like the training images, got "
-                f"{images.shape[1:]}; resize them first or pass a folder (resized on reading)"
+                f"{source}: images must be {size}x{size} like the training images, got "
+                f"{images.shape[1]}x{images.shape[2]}; resize them first or pass a folder (resized on reading)"
             )
-        images = as_uint8(images, f"{source} ({', '.join(keys)})")
         names = [f"{key}[{i}]" for key, a in zip(keys, arrays, strict=True) for i in range(len(a))]
         return images, names
     raise DataError(f"--images {source}: expected a folder of images or an .npz file")
 
 
+def check_like_training(images: np.ndarray, module: ContrastiveMethod, run_dir: Path, source: Path) -> None:
+    """Refuse images the network was not trained on: another channel count, or another bit depth."""
+    channels = module.preprocess.channels
+    if images.shape[-1] != channels:
+        raise DataError(
+            f"{source}: images with {images.shape[-1]} channel(s), but the network of {run_dir} was trained on "
+            f"{channels}-channel images; give images with the same channels, in the same order"
+        )
+    metrics = run_dir / "metrics.json"
+    trained = json.loads(metrics.read_text()).get("dtype") if metrics.is_file() else None
+    if trained is not None and str(images.dtype) != trained and not module.preprocess.scales_per_image:
+        raise DataError(
+            f"{source}: images are {images.dtype}, but the network of {run_dir} was trained on {trained} images, "
+            "whose intensity range it uses: give images of the same bit depth"
+        )
+
+
 @torch.no_grad()
 def embed_images(module: ContrastiveMethod, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """uint8 (M, H, W, 3) -> map coordinates float32 (M, 2), through the model's own preprocessing."""
+    """Stored images (M, H, W, C) -> map coordinates float32 (M, 2), through the model's own preprocessing."""
     tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     out = [module.embed(batch.to(module.device)).float().cpu() for batch in tensor.split(batch_size)]
     return torch.cat(out).numpy()
@@ -111,7 +132,8 @@ def embed_into_run(run_dir: Path, source: Path, out_dir: Path, size: int | None 
         "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
     )
     module = load_trained(run_dir, dev)
-    images, names = read_images(source, size or training_image_size(run_dir))
+    images, names = read_images(source, size or training_image_size(run_dir), module.preprocess.channels == 3)
+    check_like_training(images, module, run_dir, source)
     coords = embed_images(module, images)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / "embedded.npz", embedding=coords, names=np.array(names))

@@ -167,6 +167,9 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
         "n_images": len(data),
         "image_size": data.image_size,
         "epochs": module.total_epochs,
+        "channels": data.channels,
+        "dtype": str(data.images.dtype),
+        "intensity": data.scale().describe(),
     }
     metrics.update(map_metrics(coords, data.labels, k=cfg.eval.knn_k, seed=cfg.seed))
     if "knn_accuracy" not in metrics:
@@ -174,9 +177,10 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
     elif cfg.eval.pixel_tsne:
         metrics.update(pixel_tsne_metrics(data, k=cfg.eval.knn_k, seed=cfg.seed))
     if injected is not None:  # where did the planted problems land? (paper Fig. 6)
-        groups = find_groups(coords, data.images, data.labels)
+        shown = data.display_images()
+        groups = find_groups(coords, shown, data.labels)
         metrics["qc_recall"] = recall(groups, injected)
-        write_report(run_dir / "qc", coords, data.labels, list(data.class_names), data.images, groups, injected)
+        write_report(run_dir / "qc", coords, data.labels, list(data.class_names), shown, groups, injected)
         log.info(f"quality control: {metrics['qc_recall']:.0%} of the planted images flagged; see {run_dir / 'qc'}")
     write_metrics(run_dir, metrics)
     label = f"{data.name} · {cfg.method.name} · aug={cfg.aug.name} · seed {cfg.seed}"
@@ -185,7 +189,13 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
     log_final_metrics(loggers, metrics)
     log_map_image(loggers, "map/final", figure, caption=f"{label}: all {len(data)} images")
     log_embedding_table(
-        loggers, coords, data.images, data.labels, data.class_names, max_rows=cfg.eval.table_size, seed=cfg.seed
+        loggers,
+        coords,
+        data.display_images,
+        data.labels,
+        data.class_names,
+        max_rows=cfg.eval.table_size,
+        seed=cfg.seed,
     )
     return metrics
 

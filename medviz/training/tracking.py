@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +78,7 @@ def log_final_metrics(loggers: Sequence[Logger], metrics: dict[str, float]) -> N
 def log_embedding_table(
     loggers: Sequence[Logger],
     coords: np.ndarray,
-    images: np.ndarray,
+    thumbnails: Callable[[np.ndarray], np.ndarray],
     labels: np.ndarray,
     class_names: Sequence[str],
     max_rows: int,
@@ -88,7 +88,8 @@ def log_embedding_table(
 
     Args:
         coords: (N, 2) map coordinates in dataset order.
-        images: uint8 (N, H, W, 3) (a memory map is fine: only the sampled rows are read).
+        thumbnails: rows (n,) -> uint8 RGB (n, H, W, 3) (``ImageArrays.display_images``): only the
+            sampled rows are read and composited.
         labels: (N,) class indices, -1 where unlabelled.
         max_rows: at most this many points, a seeded random sample (each row uploads one image).
     """
@@ -101,7 +102,8 @@ def log_embedding_table(
     if len(rows) > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
     table = wandb.Table(columns=["index", "x", "y", "label", "class", "image"])
-    for i in rows:
+    images = dict(zip(rows.tolist(), thumbnails(rows), strict=True))
+    for i in rows.tolist():
         label = int(labels[i])
         name = class_names[label] if label >= 0 else "unlabelled"
         table.add_data(int(i), float(coords[i, 0]), float(coords[i, 1]), label, name, wandb.Image(images[i]))
