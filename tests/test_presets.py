@@ -18,9 +18,11 @@ from torchvision.datasets import cifar
 
 from medviz.data.subset import stratified_counts, stratified_subset
 from medviz.data.synthblood import load_synthblood
+from medviz.errors import ConfigError
 from medviz.training.build import build_method, build_run_data, build_trainer
 from medviz.training.pipeline import train
 from tests.conftest import CONF_DIR, compose_config
+from tests.fluorescence_formats import write_fluorescence
 from tests.formats import write_cifar10, write_image_folder, write_medmnist_npz, write_pcam, write_tcia_tree
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -50,6 +52,8 @@ def data_root(tmp_path_factory) -> Iterator[Path]:
     write_pcam(root / "pcam", sizes=(("train", 12), ("valid", 4), ("test", 4)))  # > 16: a subset in memory
     write_cifar10(root, per_batch=4)
     write_image_folder(root / "folder", classes=("a", "b", "c"))
+    cells, _ = write_fluorescence(root / "arrays", "npz")  # 5-channel 16-bit cells as an .npz
+    cells.rename(cells.with_name("arrays.npz"))  # named as the dataset, like the image folder
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDVIZ_CACHE", str(root / "cache"))
         patch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
@@ -63,6 +67,8 @@ def dataset_overrides(dataset: str, root: Path) -> list[str]:
         "leukemia": [f"dataset.root={root / 'leukemia'}", "dataset.source.threshold=3"],
         "pcam": [f"dataset.root={root / 'pcam'}"],
         "folder": [f"dataset.path={root / 'folder'}"],
+        "synthcells": [],
+        "arrays": [f"dataset.path={root / 'arrays' / 'arrays.npz'}"],
     }
     return [f"dataset={dataset}", *where.get(dataset, [f"dataset.root={root}"])]
 
@@ -85,10 +91,25 @@ def test_the_preset_lists_are_what_the_tests_cover():
     assert {"synthblood", "folder", "pcam", "leukemia", "cifar10", "medmnist"} <= set(DATASETS)
 
 
+#: Datasets of fluorescence images (5 channels, 16-bit): RGB colour augmentations and qc.inject refuse them.
+FLUORESCENCE = {"synthcells", "arrays"}
+
+
+def made_for_rgb(cfg) -> bool:
+    """Whether a config asks for something only 8-bit RGB images have (colour jitter, grayscale, planted artefacts)."""
+    aug = cfg.aug.transform
+    return bool(aug.jitter_p > 0 and any(aug.jitter) or aug.gray_p > 0 or cfg.qc.inject)
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_every_preset_composes_and_builds_with_every_dataset(dataset, experiment, data_root, tmp_path):
     cfg = tiny_config(dataset, experiment, data_root, run_dir=tmp_path)
+    if dataset in FLUORESCENCE and made_for_rgb(cfg):  # refused clearly, with the way out
+        with pytest.raises(ConfigError, match=r"8-bit RGB|need RGB images.*use aug=fluorescence"):
+            data, _ = build_run_data(cfg)
+            build_method(cfg, data.stats())
+        return
     with mock.patch.object(cifar, "check_integrity", return_value=True):
         data, injected = build_run_data(cfg)
     assert data.name == cfg.dataset.name and 2 <= len(data) <= 16 + (4 if injected is not None else 0)
@@ -98,8 +119,9 @@ def test_every_preset_composes_and_builds_with_every_dataset(dataset, experiment
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_the_quickstart_trains_on_every_dataset(dataset, data_root, tmp_path):
+    preset = "quickstart_fluorescence" if dataset in FLUORESCENCE else "quickstart"
     with mock.patch.object(cifar, "check_integrity", return_value=True):
-        metrics = train(tiny_config(dataset, "quickstart", data_root, run_dir=tmp_path / "run"))
+        metrics = train(tiny_config(dataset, preset, data_root, run_dir=tmp_path / "run"))
     assert metrics["n_images"] <= 16 and (tmp_path / "run" / "map.png").is_file()
 
 

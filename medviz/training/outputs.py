@@ -10,6 +10,7 @@ from omegaconf import DictConfig, open_dict
 
 from medviz.data.arrays import ImageArrays
 from medviz.evaluation import knn_accuracy, silhouette_score
+from medviz.evaluation.knn import knn_recall_per_class
 from medviz.evaluation.tsne import pixel_tsne
 from medviz.maps.plots import plot_map
 
@@ -73,20 +74,25 @@ def save_features(run_dir: Path, features: np.ndarray, data: ImageArrays, indice
     return path
 
 
-def map_metrics(coords: np.ndarray, labels: np.ndarray, k: int, seed: int) -> dict[str, float]:
-    """kNN accuracy and silhouette of a map; empty when there are fewer than 2 labelled classes."""
+def map_metrics(coords: np.ndarray, labels: np.ndarray, k: int, seed: int, class_names=None) -> dict:
+    """kNN accuracy and silhouette of a map (and, given ``class_names``, each class's kNN recall);
+    empty when there are fewer than 2 labelled classes."""
     labelled = labels >= 0
     if len(np.unique(labels[labelled])) < 2:
         return {}
-    return {
+    metrics = {
         "knn_accuracy": knn_accuracy(coords[labelled], labels[labelled], k=k, seed=seed),
         "silhouette": silhouette_score(coords[labelled], labels[labelled]),
     }
+    if class_names is not None:
+        metrics["knn_recall"] = knn_recall_per_class(coords[labelled], labels[labelled], class_names, k=k, seed=seed)
+    return metrics
 
 
 def pixel_tsne_metrics(data: ImageArrays, k: int, seed: int) -> dict[str, float]:
     coords = pixel_tsne(data.images, seed=seed, intensity=data.scale())
-    return {f"pixel_tsne_{key}": value for key, value in map_metrics(coords, data.labels, k, seed).items()}
+    found = map_metrics(coords, data.labels, k, seed, class_names=data.class_names)
+    return {f"pixel_tsne_{key}": value for key, value in found.items()}
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:

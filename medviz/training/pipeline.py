@@ -171,7 +171,7 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
         "dtype": str(data.images.dtype),
         "intensity": data.scale().describe(),
     }
-    metrics.update(map_metrics(coords, data.labels, k=cfg.eval.knn_k, seed=cfg.seed))
+    metrics.update(map_metrics(coords, data.labels, k=cfg.eval.knn_k, seed=cfg.seed, class_names=data.class_names))
     if "knn_accuracy" not in metrics:
         log.info("fewer than 2 labelled classes: kNN accuracy and silhouette are skipped for this map")
     elif cfg.eval.pixel_tsne:
