@@ -101,9 +101,16 @@ def _figures(args: argparse.Namespace) -> None:
 
 
 def _explore(args: argparse.Namespace) -> None:
-    from medviz.maps.explorer import write_explorer
+    from medviz.data.display import colour_hex, unit_bytes
+    from medviz.maps.explorer import ChannelView, write_explorer
 
     saved, data, _ = _finished_run(args.run)
+    channels = None
+    if data.channel_legend():  # multi-channel images: the explorer composites them, channel by channel
+        names = data.channel_names or tuple(f"channel {c}" for c in range(data.channels))
+        channels = ChannelView(
+            unit_bytes(data.images, data.scale()), names, colour_hex(data.channels, data.channel_colours)
+        )
     names = [str(f) for f in data.files] if data.files is not None else []
     out = args.out or args.run / "explorer.html"
     _say_if_replacing(out)
@@ -116,6 +123,7 @@ def _explore(args: argparse.Namespace) -> None:
         names,
         title=_titled(args.run.name, data.channel_legend()),
         max_thumbnails=args.max_thumbnails,
+        channels=channels,
     )
     print(f"explorer: {out} (open it in a browser; it works offline)")
 

@@ -141,3 +141,34 @@ def test_box_selection_exports_the_points_inside(browser, tmp_path):
     assert {0, 1} <= set(selected) and abs(len(selected) - len(inside)) <= 2
     csv = browser.execute_script("return window.medviz.selectionCsv()").splitlines()
     assert csv[0] == "index,label,class,name" and len(csv) == len(selected) + 1
+
+
+@pytest.mark.browser
+def test_channels_switch_off_and_contrast_raises_the_composite(browser, tmp_path):
+    from medviz.maps.explorer import ChannelView
+
+    coords, labels, names, _ = tiny_map()
+    channel_images = np.zeros((len(coords), 28, 28, 2), np.uint8)
+    channel_images[..., 0] = 100  # channel 0 (green) dim everywhere, channel 1 (magenta) bright
+    channel_images[..., 1] = 200
+    composite = np.zeros((len(coords), 28, 28, 3), np.uint8)
+    view = ChannelView(channel_images, ["DNA", "actin"], ["#00ff00", "#ff00ff"])
+    path = write_explorer(tmp_path / "x.html", coords, labels, names, composite, channels=view)
+    open_map(browser, path)
+    assert [e.text for e in browser.find_elements("css selector", "#channels label")][:2] == ["DNA", "actin"]
+
+    def centre_pixel() -> list[int]:
+        x, y = browser.execute_script("return window.medviz.screenPosition(7)")
+        move_to(browser, x, y)
+        return browser.execute_script(
+            "const c = document.querySelector('#tooltip canvas');"
+            "return Array.from(c.getContext('2d').getImageData(28, 28, 1, 1).data.slice(0, 3));"
+        )
+
+    assert centre_pixel() == [200, 100, 200]  # magenta 200 + green 100, added
+    browser.find_element("css selector", "input[data-channel='1']").click()
+    assert centre_pixel() == [0, 100, 0]  # actin off: only DNA's green
+    browser.execute_script(
+        "const s = document.getElementById('contrast'); s.value = 2; s.dispatchEvent(new Event('input'));"
+    )
+    assert centre_pixel() == [0, 200, 0]  # contrast x2

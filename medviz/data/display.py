@@ -74,3 +74,19 @@ def channel_legend(channels: int, names: Sequence[str] | None, colours: Sequence
     names = tuple(names) if names is not None else tuple(f"channel {c}" for c in range(channels))
     colours = tuple(colours) if colours is not None else default_colours(channels)
     return " · ".join(f"{name}: {colour}" for name, colour in zip(names, colours, strict=True))
+
+
+def unit_bytes(images: np.ndarray, intensity: Intensity, chunk: int = 4096) -> np.ndarray:
+    """Stored images (N, H, W, C) -> each channel's [0, 1] intensity as uint8 0-255, same shape."""
+    out = np.empty(images.shape, np.uint8)
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start : start + chunk])
+        out[start : start + len(block)] = np.round(intensity.to_unit(block) * 255).astype(np.uint8)
+    return out
+
+
+def colour_hex(channels: int, names: Sequence[str] | None = None) -> list[str]:
+    """'#rrggbb' of each channel's display colour."""
+    from matplotlib.colors import to_hex
+
+    return [to_hex(rgb) for rgb in colour_table(channels, names)]

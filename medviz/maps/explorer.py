@@ -13,6 +13,7 @@ import base64
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -29,10 +30,24 @@ def _b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
 
 
+@dataclass(frozen=True)
+class ChannelView:
+    """Per-channel thumbnails, for the explorer's channel switches and contrast control.
+
+    Attributes:
+        images: uint8 (N, H, W, C): each channel's intensity in [0, 1] times 255.
+        names: one name per channel; colours: one '#rrggbb' per channel.
+    """
+
+    images: np.ndarray
+    names: Sequence[str]
+    colours: Sequence[str]
+
+
 def thumbnail_atlas(images: np.ndarray, rows: np.ndarray, size: int, columns: int = 100) -> str:
-    """A JPEG data URL tiling ``images[rows]`` (uint8 (N, H, W, 3)) as ``size`` px squares, row-major."""
+    """A JPEG data URL tiling ``images[rows]`` (uint8 (N, H, W, 3), or (N, H, W) gray) as ``size`` px squares."""
     n_rows = -(-len(rows) // columns)
-    atlas = Image.new("RGB", (columns * size, max(1, n_rows) * size), "white")
+    atlas = Image.new("RGB" if images.ndim == 4 else "L", (columns * size, max(1, n_rows) * size), "white")
     for slot, index in enumerate(rows):
         tile = Image.fromarray(images[index])
         if tile.size != (size, size):
@@ -53,6 +68,7 @@ def write_explorer(
     title: str = "medviz map",
     max_thumbnails: int = 5000,
     seed: int = 0,
+    channels: ChannelView | None = None,
 ) -> Path:
     """Write the explorer for a map.
 
@@ -61,6 +77,8 @@ def write_explorer(
         images: uint8 (N, H, W, 3) or None (no thumbnails).
         names: per-point file names (optional, shown on hover and exported).
         max_thumbnails: at most this many points carry a thumbnail (seeded sample).
+        channels: per-channel thumbnails of multi-channel images: the explorer then composites
+            them itself, with a switch per channel and a contrast control.
     """
     n = len(coords)
     thumbs = np.full(n, -1, dtype=np.int32)
@@ -72,6 +90,9 @@ def write_explorer(
         size = min(images.shape[1], 48)
         thumbs[rows] = np.arange(len(rows))
         atlas = thumbnail_atlas(images, rows, size)
+    channel_atlases = []
+    if channels is not None and images is not None:
+        channel_atlases = [thumbnail_atlas(channels.images[..., c], rows, size) for c in range(len(channels.names))]
     colours = [to_hex(colour) for colour in class_colours(max(1, len(class_names)))]  # as in the map figures
     data = {
         "x": _b64(coords[:, 0].astype(np.float32)),
@@ -84,6 +105,9 @@ def write_explorer(
         "atlas": atlas,
         "thumbSize": size,
         "atlasCols": 100,
+        "channelAtlases": channel_atlases,
+        "channelNames": [str(n) for n in channels.names] if channel_atlases else [],
+        "channelColours": [str(c) for c in channels.colours] if channel_atlases else [],
     }
     # "</" inside the JSON (a file name, say) must not close the script element.
     payload = json.dumps(data).replace("</", "<\\/")
