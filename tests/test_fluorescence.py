@@ -180,3 +180,13 @@ def test_embed_with_another_channel_count_is_a_clear_error(tmp_path):
         assert result.returncode == 0, result.stderr
     assert "channel 0: blue" in (run_dir / "explorer.html").read_text()
     assert json.loads((run_dir / "metrics.json").read_text())["intensity"]["percentiles"] == [0.1, 99.9]
+
+
+def test_dataset_percentiles_are_computed_once_and_kept_with_the_cache(tmp_path, monkeypatch):
+    path, _ = write_fluorescence(tmp_path / "cells", "channels_first")
+    first = configure_channels(load_folder(str(path), size=16), normalise="dataset").scale()
+    kept = list((tmp_path / "cache").glob("*.intensity-0.1-99.9.json"))
+    assert len(kept) == 1
+    monkeypatch.setattr("medviz.data.intensity.dataset_percentiles", lambda *a: pytest.fail("computed again"))
+    again = configure_channels(load_folder(str(path), size=16), normalise="dataset").scale()
+    assert again == first

@@ -51,6 +51,7 @@ class ImageArrays:
         intensity: how stored values become [0, 1]; None: 0-255 for uint8, else dataset percentiles.
         channel_names: optional name per channel (legends of the map tools).
         channel_colours: optional display colour per channel (matplotlib names or #rrggbb).
+        cache_file: the on-disk cache the images came from, if any (statistics are kept beside it).
     """
 
     images: np.ndarray
@@ -63,6 +64,7 @@ class ImageArrays:
     intensity: Intensity | None = None
     channel_names: tuple[str, ...] | None = None
     channel_colours: tuple[str, ...] | None = None
+    cache_file: Path | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype not in STORED_DTYPES:

@@ -8,13 +8,14 @@ fluorescence folder, an ``.npz`` of arrays and the built-in ``synthcells`` behav
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
 from medviz.data.arrays import ImageArrays
 from medviz.data.display import colour_table
-from medviz.data.intensity import choose_intensity
+from medviz.data.intensity import Intensity, choose_intensity
 from medviz.errors import ConfigError
 
 log = logging.getLogger("medviz")
@@ -39,7 +40,7 @@ def configure_channels(
     colours = tuple(str(c) for c in channel_colours) if channel_colours is not None else data.channel_colours
     if colours is not None:
         colour_table(channels, colours)  # refuses a wrong count or an unknown colour now, not at the end
-    intensity = choose_intensity(data.images, normalise, tuple(percentiles), intensity_range)
+    intensity = cached_intensity(data, normalise, tuple(percentiles), intensity_range)
     if not (intensity.is_byte_range() and data.images.dtype.name == "uint8"):
         log.info(
             f"dataset {data.name}: {channels} channel(s), stored as {data.images.dtype}; intensities to [0, 1] by "
@@ -52,3 +53,25 @@ def configure_channels(
         channel_colours=colours,
         border_rgb=(data.border_rgb if intensity.is_byte_range() else None),
     )
+
+
+def cached_intensity(data: ImageArrays, normalise: str, percentiles: tuple, intensity_range) -> Intensity:
+    """The intensity mapping; dataset percentiles are computed once and kept beside the data's cache."""
+    wants_percentiles = normalise == "dataset" or (normalise == "auto" and data.images.dtype.name != "uint8")
+    if not wants_percentiles or data.cache_file is None:
+        return choose_intensity(data.images, normalise, percentiles, intensity_range)
+    low_p, high_p = (float(p) for p in percentiles)
+    side = data.cache_file.with_name(f"{data.cache_file.name}.intensity-{low_p:g}-{high_p:g}.json")
+    try:
+        saved = json.loads(side.read_text())
+        return Intensity("dataset", tuple(saved["low"]), tuple(saved["high"]), (low_p, high_p))
+    except (OSError, ValueError, KeyError):
+        pass  # not computed yet (or unreadable): compute and keep it
+    intensity = choose_intensity(data.images, "dataset", percentiles, intensity_range)
+    tmp = side.with_name(side.name + ".partial")
+    try:
+        tmp.write_text(json.dumps({"low": list(intensity.low), "high": list(intensity.high)}))
+        tmp.replace(side)
+    except OSError as err:  # a read-only cache still trains; the percentiles are computed again next time
+        log.warning(f"could not keep the intensity percentiles beside {data.cache_file}: {err}")
+    return intensity

@@ -141,4 +141,5 @@ def load_folder(
         name=root.name,
         files=kept_files,
         border_rgb=cached["border"] if cached["images"].dtype == np.uint8 else None,
+        cache_file=cache,
     )
