@@ -154,3 +154,24 @@ def load_synthcells(n_images: int = 2100, size: int = 32, seed: int = 0) -> Imag
         name="synthcells",
         channel_names=CHANNELS,
     )
+
+
+def write_montage(path: str, per_class: int = 8, size: int = 32, scale: int = 3) -> None:
+    """A montage of ``per_class`` cells of every phenotype (one row each), as the map tools show them."""
+    from PIL import Image
+
+    from medviz.data.channels import configure_channels
+
+    data = configure_channels(load_synthcells(n_images=per_class * len(CLASSES) * 2, size=size))
+    shown = data.display_images()
+    rows = [
+        np.concatenate(list(shown[np.flatnonzero(data.labels == c)[:per_class]]), axis=1) for c in range(len(CLASSES))
+    ]
+    grid = Image.fromarray(np.concatenate(rows, axis=0))
+    grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST).save(path)
+
+
+if __name__ == "__main__":  # python -m medviz.data.synthcells docs/images/synthcells.png
+    import sys
+
+    write_montage(sys.argv[1] if len(sys.argv) > 1 else "synthcells.png")
