@@ -11,6 +11,7 @@ import torch
 
 from medviz.data.array_source import load_arrays
 from medviz.data.channels import configure_channels
+from medviz.data.datamodule import MemmapImages
 from medviz.data.errors import DataError
 from medviz.data.folder import load_folder
 from medviz.errors import ConfigError
@@ -190,3 +191,15 @@ def test_dataset_percentiles_are_computed_once_and_kept_with_the_cache(tmp_path,
     monkeypatch.setattr("medviz.data.intensity.dataset_percentiles", lambda *a: pytest.fail("computed again"))
     again = configure_channels(load_folder(str(path), size=16), normalise="dataset").scale()
     assert again == first
+
+
+def test_a_memory_mapped_16bit_dataset_is_served_in_its_stored_dtype(tmp_path):
+    """The on-disk path (datasets too large for RAM) must not recast 16-bit counts to 8 bits."""
+    path = tmp_path / "counts.npy"
+    stored = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=(6, 4, 4, 2))
+    stored[:] = (np.arange(stored.size) * 300).reshape(stored.shape)
+    stored.flush()
+    images = np.load(path, mmap_mode="r")
+    batch, indices = MemmapImages(images).__getitems__([5, 0, 3])
+    assert batch.dtype == torch.uint16 and indices.tolist() == [5, 0, 3]
+    assert torch.equal(batch, torch.from_numpy(np.asarray(images)[[5, 0, 3]].transpose(0, 3, 1, 2).copy()))

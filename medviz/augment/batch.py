@@ -131,7 +131,7 @@ class BatchAugment(nn.Module):
         x = images if images.is_floating_point() else images.float() / 255.0
         x = self.geometric(x)
         x = self.colour(x, sync_free=sync_free)
-        return self.intensity(x)
+        return self.intensity(x, inplace=True)  # x is the warp's new tensor, never the caller's
 
     # ------------------------------------------------------------------ geometry
     def sample_geometry(self, batch: int, height: int, width: int, device: torch.device) -> dict:
@@ -212,8 +212,10 @@ class BatchAugment(nn.Module):
         grid = sampling_grid(self.affine(params, h, w), h, w)
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
         if self.rotate_degrees > 0:
-            inside = grid.abs().amax(dim=-1) <= 1  # (B, H, W): the position lies in the input image
-            out = torch.where(inside.unsqueeze(1), out, self.fill.to(out.dtype))
+            # (B, 1, H, W): 1 where the position lies in the input image. Weights of exactly 0 and 1
+            # give torch.where's values (v * 1 + f * 0 = v) at a fraction of its cost on the CPU.
+            inside = (grid.abs().amax(dim=-1) <= 1).unsqueeze(1).to(out.dtype)
+            out = out.mul_(inside).addcmul_(self.fill.to(out.dtype), 1 - inside)
         return out
 
     # ------------------------------------------------------------------ colour
@@ -246,8 +248,8 @@ class BatchAugment(nn.Module):
                     if rows.numel():
                         x[rows] = op(x[rows], factors[rows, op_index])
         if self.gray_p > 0:
-            gray = torch.rand(b, device=dev) < self.gray_p
-            x = torch.where(gray.view(b, 1, 1, 1), to_grayscale(x).expand_as(x), x)
+            gray = (torch.rand(b, device=dev) < self.gray_p).view(b, 1, 1, 1).to(x.dtype)
+            x = x.mul(1 - gray).addcmul_(to_grayscale(x), gray)  # exact 0/1 weights: torch.where's values
         return x
 
     def sample_jitter(self, batch: int, device: torch.device) -> torch.Tensor:

@@ -1,6 +1,7 @@
-"""One LightningDataModule for every in-memory dataset: it serves raw uint8 batches.
+"""One LightningDataModule for every in-memory dataset: it serves batches as they are stored.
 
-Augmentation does not happen here: batches go to the model's device as uint8 and the method
+Augmentation does not happen here: batches go to the model's device in their stored dtype (uint8,
+uint16 or float32, any channel count) and the method
 augments them there in one batched pass (docs/reproducing.md, "Augmentations"). That keeps loader workers idle for small
 images and makes a batch of 1024 cost one tensor index, not 1024 PIL calls. On a GPU, a dataset
 that fits goes to the device once and batches never leave it (:mod:`medviz.data.device_batches`);
@@ -19,12 +20,12 @@ from medviz.data.device_batches import DeviceBatches, EpochOrder
 from medviz.data.errors import DataError
 from medviz.errors import ConfigError
 
-#: A dataset lives on the GPU when its uint8 images take at most this share of the GPU's memory.
+#: A dataset lives on the GPU when its stored images take at most this share of the GPU's memory.
 DEVICE_MEMORY_SHARE = 0.25
 
 
 class UInt8Images(Dataset):
-    """Images as one uint8 tensor (N, 3, H, W); fetching a list of indices is one gather.
+    """Images as one tensor (N, C, H, W) in their stored dtype; fetching a list of indices is one gather.
 
     ``__getitems__`` lets PyTorch's DataLoader fetch a whole batch in one call, while samplers
     (shuffling, DistributedSampler) keep working on single indices as usual.
@@ -45,7 +46,7 @@ class UInt8Images(Dataset):
 
 
 class MemmapImages(Dataset):
-    """Images (N, H, W, 3) left on disk in a memory-mapped array; each batch is read on demand.
+    """Images (N, H, W, C) left on disk in a memory-mapped array, in their stored dtype; each batch is read on demand.
 
     For datasets too large for RAM (PCam: ~9 GB). Indices are read in sorted order, which turns
     a random batch into forward-only reads, then put back in the requested order.
@@ -64,7 +65,7 @@ class MemmapImages(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64)
         order = np.argsort(idx, kind="stable")
-        rows = np.empty((len(idx), *self.images.shape[1:]), dtype=np.uint8)
+        rows = np.empty((len(idx), *self.images.shape[1:]), dtype=self.images.dtype)  # never recast
         rows[order] = self.images[idx[order]]
         return torch.from_numpy(rows.transpose(0, 3, 1, 2).copy()), torch.from_numpy(idx)
 
@@ -75,7 +76,7 @@ def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Te
 
 
 class ArrayDataModule(L.LightningDataModule):
-    """Serves ``(images uint8 (B, 3, H, W), indices int64 (B,))`` batches.
+    """Serves ``(images (B, C, H, W) in their stored dtype, indices int64 (B,))`` batches.
 
     Args:
         data: the dataset.
@@ -130,7 +131,7 @@ class ArrayDataModule(L.LightningDataModule):
             if device.type != "cuda" or not self.in_ram:
                 return False
             total = torch.cuda.get_device_properties(device).total_memory
-            return self.dataset.images.numel() <= DEVICE_MEMORY_SHARE * total
+            return self.dataset.images.nbytes <= DEVICE_MEMORY_SHARE * total  # bytes: uint16 and float take more
         if self.on_device is True and not self.in_ram:
             raise DataError(
                 f"dataset '{self.data.name}' is memory-mapped from disk (too large for RAM); "

@@ -1,4 +1,4 @@
-"""Batches served from a copy of the whole uint8 dataset on the GPU: no loader, no copies per step.
+"""Batches served from a copy of the whole stored dataset on the GPU: no loader, no copies per step.
 
 An 18k-image 28x28 dataset is 42 MB of uint8 -- nothing next to a GPU's memory -- so instead of a
 DataLoader feeding the device every step, the images go to the device once and each batch is
@@ -51,10 +51,10 @@ class EpochOrder:
 
 
 class DeviceBatches:
-    """Iterable of ``(images uint8 (b, 3, H, W), indices int64 (b,))`` batches, all on the images' device.
+    """Iterable of ``(images (b, C, H, W) as stored, indices int64 (b,))`` batches, all on the images' device.
 
     Args:
-        images: uint8 (N, 3, H, W), already on the device.
+        images: (N, C, H, W) in their stored dtype, already on the device.
         batch_size: images per batch (per process under DDP).
         order: which indices, in which order, each epoch.
         drop_last: leave out the last short batch (training: every step sees b images).

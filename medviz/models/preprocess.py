@@ -57,13 +57,14 @@ class Preprocess(nn.Module):
 
         For 8-bit images with the 0-255 range this is exactly ``images / 255``.
         """
-        x = images.float()
+        x = images.to(torch.float32, copy=True)  # a copy even for float input: changed in place below
         if self.scales_per_image:
             low = x.amin(dim=(2, 3), keepdim=True)
             span = x.amax(dim=(2, 3), keepdim=True) - low
         else:
             low, span = self.low, self.high - self.low
-        return ((x - low) / torch.where(span > 0, span, torch.ones_like(span))).clamp_(0, 1)
+        # In place on the new float copy: one allocation for a batch (the same values as out of place).
+        return x.sub_(low).div_(torch.where(span > 0, span, torch.ones_like(span))).clamp_(0, 1)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """Float (B, C, H, W) in [0, 1] (e.g. an augmented view) -> normalised float (B, C, H, W)."""
