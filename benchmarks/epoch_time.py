@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.common import header
 from benchmarks.reference_pipeline import torchvision_pipeline
-from medviz.data import ArrayDataModule
+from medviz.data.datamodule import ArrayDataModule
 from medviz.data.synthblood import load_synthblood
 from medviz.training.build import build_method
 

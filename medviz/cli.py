@@ -1,6 +1,8 @@
-"""The ``medviz`` command: tools that work on finished runs (``python -m medviz`` works too).
+"""The ``medviz`` command: tools that work on finished runs (``python -m medviz`` works too),
+and ``medviz ingest`` to build a dataset's store ahead of training.
 
 medviz embed --run <run folder> --images <folder or .npz> [--out <folder>]
+medviz ingest dataset=folder dataset.path=<folder> [dataset.size=64]
 """
 
 from __future__ import annotations
@@ -21,6 +23,38 @@ def _embed(args: argparse.Namespace) -> None:
     _say_if_replacing(out / "embedded.npz", out / "embedded.png")
     folder = embed_into_run(args.run, args.images, out, size=args.size, device=args.device)
     print(f"coordinates: {folder / 'embedded.npz'}   map: {folder / 'embedded.png'}")
+
+
+def _ingest(args: argparse.Namespace) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from medviz.instantiate import build
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name="train", overrides=args.overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        said = str(err).split("\nConfig search path")[0].rstrip()
+        hint = "medviz ingest takes train.py's settings, e.g. dataset=folder dataset.path=<folder>"
+        raise ConfigError(f"{said}\n{hint}") from None
+    node = cfg.dataset.get("ingest")
+    if node is None:
+        raise ConfigError(
+            f"dataset={cfg.dataset.name} keeps its own cache and is read when a run starts; medviz ingest builds "
+            "the stores of dataset=folder"
+        )
+    store, report = build(node, "dataset.ingest")
+    print(f"store {store}: {report}")
+
+
+def config_dir() -> Path:
+    """The project's ``conf/`` folder (beside the package in a checkout or an editable install)."""
+    found = Path(__file__).resolve().parent.parent / "conf"
+    if not (found / "train.yaml").is_file():
+        raise ConfigError(f"no config folder at {found}: run medviz from a checkout installed with make install")
+    return found
 
 
 def _say_if_replacing(*outputs: Path) -> None:
@@ -129,7 +163,7 @@ def _explore(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="medviz", description="Tools for finished medviz runs.")
+    main = argparse.ArgumentParser(prog="medviz", description="Tools for finished medviz runs, and ingest.")
     commands = main.add_subparsers(dest="command", required=True)
     figures = commands.add_parser("figures", help="the map, the map with thumbnails and a 10x10 image grid (PNG+PDF)")
     figures.add_argument("--run", type=Path, required=True, help="a finished run folder")
@@ -169,6 +203,13 @@ def parser() -> argparse.ArgumentParser:
     embed.add_argument("--size", type=int, help="image side (default: the training images')")
     embed.add_argument("--device", default="auto", help="auto, cpu or cuda")
     embed.set_defaults(run_command=_embed)
+    ingest = commands.add_parser(
+        "ingest",
+        help="build or update a dataset's store ahead of training (new, changed and removed files only)",
+        description="medviz ingest dataset=folder dataset.path=/data/cells [dataset.size=64] -- train.py's settings",
+    )
+    ingest.add_argument("overrides", nargs="+", help="the same key=value settings as train.py")
+    ingest.set_defaults(run_command=_ingest)
     return main
 
 

@@ -210,19 +210,6 @@ def test_folder_bad_layouts(tmp_path, layout, message):
         load_folder(str(root))
 
 
-def test_no_half_written_cache_after_a_crash(tmp_path, monkeypatch):
-    root = write_image_folder(tmp_path / "imgs")
-
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("numpy.savez", crash)
-    with pytest.raises(KeyboardInterrupt):
-        load_folder(str(root))
-    cache = tmp_path / "cache"
-    assert not [p for p in cache.glob("*.npz")]  # only a complete cache ever gets its real name
-
-
 # ---------------------------------------------------------------------------- training
 def _fit(dataset: str, tmp_path: Path, *extra: str) -> dict:
     cfg = compose_config(

@@ -69,7 +69,7 @@ def test_training_with_data_on_device_and_channels_last_is_reproducible(tmp_path
 def test_datamodule_serves_device_batches_when_asked_and_a_loader_otherwise():
     from torch.utils.data import DataLoader
 
-    from medviz.data import ArrayDataModule
+    from medviz.data.datamodule import ArrayDataModule
     from medviz.data.synthblood import load_synthblood
 
     data = load_synthblood(n_images=40)

@@ -186,7 +186,7 @@ def test_embed_with_another_channel_count_is_a_clear_error(tmp_path):
 def test_dataset_percentiles_are_computed_once_and_kept_with_the_cache(tmp_path, monkeypatch):
     path, _ = write_fluorescence(tmp_path / "cells", "channels_first")
     first = configure_channels(load_folder(str(path), size=16), normalise="dataset").scale()
-    kept = list((tmp_path / "cache").glob("*.intensity-0.1-99.9.json"))
+    kept = list((tmp_path / "cache").rglob("*.intensity-0.1-99.9.json"))  # in the folder's store
     assert len(kept) == 1
     monkeypatch.setattr("medviz.data.intensity.dataset_percentiles", lambda *a: pytest.fail("computed again"))
     again = configure_channels(load_folder(str(path), size=16), normalise="dataset").scale()

@@ -18,7 +18,7 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from medviz.data import ArrayDataModule
+from medviz.data.datamodule import ArrayDataModule
 from medviz.data.synthblood import load_synthblood
 from medviz.training.build import build_method
 from medviz.training.callbacks import SaveOnInterrupt

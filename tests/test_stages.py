@@ -4,7 +4,7 @@ import lightning as L
 import pytest
 import torch
 
-from medviz.data import ArrayDataModule
+from medviz.data.datamodule import ArrayDataModule
 from medviz.data.synthblood import load_synthblood
 from medviz.training.build import build_method
 from tests.conftest import TINY, compose_config, plain_trainer

@@ -1,6 +1,5 @@
-"""Data sources (one module each) and the DataModule that serves them."""
+"""Data sources (one module each), the on-disk store they land in, and the DataModule that serves them.
 
-from medviz.data.arrays import ImageArrays
-from medviz.data.datamodule import ArrayDataModule
-
-__all__ = ["ArrayDataModule", "ImageArrays"]
+Import from the modules themselves (``medviz.data.arrays``, ``medviz.data.datamodule``): this
+package stays free of PyTorch so that ingest worker processes start quickly.
+"""

@@ -13,15 +13,18 @@ their channels in 16 bits); with ``channel_files`` one image is made of one file
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from medviz.data.arrays import ImageArrays, border_colour
-from medviz.data.cache import cache_key, default_cache_dir, load_npz, save_npz_atomic
+from medviz.data.arrays import ImageArrays
+from medviz.data.cache import cache_key, default_cache_dir
 from medviz.data.channel_files import group_channel_files
 from medviz.data.errors import DataError
-from medviz.data.images_io import IMAGE_SUFFIXES, read_many
+from medviz.data.images_io import IMAGE_SUFFIXES, read_resized
+from medviz.store.ingest import IngestReport, SourceItem, ingest
+from medviz.store.read import open_store
 
 log = logging.getLogger("medviz")
 
@@ -84,48 +87,78 @@ def scan_folder(root: Path) -> tuple[list[Path], list[str] | None]:
     return loose, None
 
 
-#: Bumped when reading changes what a cache holds (2: channels and bit depth kept), so old caches are not trusted.
-READER_VERSION = 2
+#: Bumped when reading changes what a store holds (2: channels and bit depth kept; 3: the store), so
+#: older stores are not trusted.
+READER_VERSION = 3
+
+
+def folder_items(root: Path, items: list[Path] | list[tuple[Path, ...]]) -> list[SourceItem]:
+    """The store's view of a folder: one item per image (or per group of channel files), keyed by
+    its path relative to ``root``; its size and mtime tell a changed file from the one stored."""
+    out = []
+    for item in items:
+        paths = (item,) if isinstance(item, Path) else tuple(item)
+        stats = [p.stat() for p in paths]
+        key = "\t".join(str(p.relative_to(root)) for p in paths)
+        size, mtime = sum(st.st_size for st in stats), max(st.st_mtime_ns for st in stats)
+        out.append(SourceItem(key, size, mtime, item))
+    return out
+
+
+def folder_store(root: Path, size: int, channel_files: list[str] | None, cache_dir: str | None) -> Path:
+    """Where a folder's store lives: one per folder, image size and channel layout (not per file
+    list, so adding or removing files updates the same store)."""
+    key = cache_key(root=str(root), size=size, channel_files=list(channel_files or []), reader=READER_VERSION)
+    return Path(cache_dir or default_cache_dir()) / "stores" / f"folder-{root.name}-{size}px-{key}"
+
+
+def ingest_folder(
+    path: str,
+    size: int = 28,
+    cache_dir: str | None = None,
+    channel_files: list[str] | None = None,
+    workers: int | None = None,
+) -> tuple[Path, IngestReport]:
+    """Build or update the store of a folder (see :func:`load_folder`); returns its folder and what changed."""
+    root = Path(path).expanduser().resolve()
+    files, _ = scan_folder(root)
+    groups = group_channel_files(files, list(channel_files), root) if channel_files else files
+    store_dir = folder_store(root, size, channel_files, cache_dir)
+    report = ingest(store_dir, folder_items(root, groups), partial(read_resized, size=size), str(root), workers)
+    return store_dir, report
 
 
 def load_folder(
-    path: str, size: int = 28, cache_dir: str | None = None, channel_files: list[str] | None = None
+    path: str,
+    size: int = 28,
+    cache_dir: str | None = None,
+    channel_files: list[str] | None = None,
+    workers: int | None = None,
 ) -> ImageArrays:
-    """Load a folder of images (resized and cached on first use).
+    """Load a folder of images through its store (built on first use, updated when files change).
 
     Args:
         path: the folder.
         size: image side after resizing (28 matches the paper's MedMNIST-sized images).
-        cache_dir: where the resized arrays go (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
+        cache_dir: where the store goes (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
         channel_files: one file-name pattern per channel (``["*_w1.tif", ...]``) when each image
             is one file per channel; None: one file per image.
+        workers: processes that decode new images (default: every core).
     """
     root = Path(path).expanduser().resolve()
-    files, classes = scan_folder(root)
-    items = group_channel_files(files, list(channel_files), root) if channel_files else files
-    key = cache_key(
-        root=str(root),
-        files=[(str(f), f.stat().st_mtime, f.stat().st_size) for f in files],
-        size=size,
-        channel_files=list(channel_files or []),
-        reader=READER_VERSION,
-    )
-    cache = Path(cache_dir or default_cache_dir()) / f"folder-{root.name}-{size}px-{key}.npz"
-    cached = load_npz(cache, ("images", "files", "border"))
-    if cached is None:
-        images, kept = read_many(items, size, str(root))
-        if not kept:
-            raise DataError(f"none of the {len(items)} images in {root} could be read")
-        first_files = [f if isinstance(f, Path) else f[0] for f in kept]
-        cached = {
-            "images": images,
-            "files": np.array([str(f) for f in first_files]),
-            # The border colour on the 0-255 scale is only meaningful for 8-bit images.
-            "border": border_colour(images) if images.dtype == np.uint8 else np.full(images.shape[-1], np.nan),
-        }
-        save_npz_atomic(cache, **cached)
-        log.info(f"cached {len(kept)} resized images at {cache}")
-    kept_files = [Path(f) for f in cached["files"]]
+    store_dir, report = ingest_folder(path, size, cache_dir, channel_files, workers)
+    if report.added or report.removed:
+        log.info(f"{root}: store {store_dir}: {report}")
+    stored = open_store(store_dir)
+    if not stored.keys:
+        raise DataError(f"none of the {len(stored.unreadable)} images in {root} could be read")
+    if stored.unreadable and not report.unreadable:
+        log.warning(
+            f"{root}: {len(stored.unreadable)} unreadable images stay skipped until they change "
+            f"(e.g. {stored.unreadable[0]})"
+        )
+    kept_files = [root / key.split("\t")[0] for key in stored.keys]
+    _, classes = scan_folder(root)
     if classes is None:
         labels = np.full(len(kept_files), -1, dtype=np.int64)
         names: tuple[str, ...] = ()
@@ -135,11 +168,10 @@ def load_folder(
         names = tuple(sorted(set(folder_of)))
         labels = np.array([names.index(c) for c in folder_of], dtype=np.int64)
     return ImageArrays(
-        images=cached["images"],
+        images=np.array(stored.images),  # in memory, as every in-memory source
         labels=labels,
         class_names=names,
         name=root.name,
         files=kept_files,
-        border_rgb=cached["border"] if cached["images"].dtype == np.uint8 else None,
-        cache_file=cache,
+        cache_file=store_dir / f"generation-{stored.generation}",
     )

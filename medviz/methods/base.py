@@ -26,7 +26,7 @@ OptimiserFactory = Callable[..., torch.optim.Optimizer]
 class ContrastiveMethod(L.LightningModule):
     """Base for contrastive methods trained on two augmented views of each image.
 
-    Batches arrive from :class:`~medviz.data.ArrayDataModule` as ``(stored images, indices)``; in
+    Batches arrive from :class:`~medviz.data.datamodule.ArrayDataModule` as ``(stored images, indices)``; in
     training they are augmented here, on the model's device, after the transfer
     (docs/reproducing.md, "Augmentations"), and normalised by the model's own preprocessing.
 

@@ -9,18 +9,17 @@ import lightning as L
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from medviz.data import ImageArrays
-from medviz.data.arrays import ImageStats
+from medviz.data.arrays import ImageArrays, ImageStats
 from medviz.data.channels import configure_channels
 from medviz.data.qc_inject import inject
 from medviz.data.subset import stratified_subset
 from medviz.errors import ConfigError, MedvizError
+from medviz.instantiate import build
 from medviz.methods.base import ContrastiveMethod
 from medviz.models.preprocess import Preprocess
 from medviz.training.callbacks import MapSnapshot, NonFiniteLossGuard, RunState, SaveOnInterrupt
@@ -33,22 +32,6 @@ log = logging.getLogger("medviz")
 
 # Above this much measured CPU training time, warn and suggest settings that fit the run.
 _CPU_WARN_SECONDS = 30 * 60
-
-
-def build(node: DictConfig, group: str, **kwargs):
-    """``instantiate(node)``, with errors a user can act on instead of Hydra's wrapped traceback.
-
-    Our own errors already say what to do and pass through; anything else raised while building
-    (a wrong value deep in a group, e.g. ``aug.transform.crop_scale=abc``) names the group.
-    """
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, MedvizError):
-            raise cause from None
-        detail = f"{type(cause).__name__}: {cause}" if cause is not None else str(err)
-        raise ConfigError(f"could not build `{group}` from the config ({detail}); check the {group}.* values") from err
 
 
 def build_data(cfg: DictConfig) -> ImageArrays:

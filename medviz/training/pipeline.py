@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from medviz.data import ArrayDataModule
+from medviz.data.datamodule import ArrayDataModule
 from medviz.errors import ConfigError
 from medviz.evaluation.tsne import feature_tsne
 from medviz.maps.qc import find_groups, recall, write_report

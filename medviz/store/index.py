@@ -1,0 +1,107 @@
+"""The store's index: which source item sits in which row of the image file (SQLite, one file).
+
+One table ``items``: an item's ``key`` (its path relative to the source root; for one file per
+channel, the channel files' paths joined by tabs), the ``size`` and ``mtime_ns`` it had when it was
+read (a changed file is read again), and its ``row`` in the image file, or -1 when it could not be
+read (it is not tried again until it changes). One table ``meta``: the committed row count, the
+image shape and dtype, and the content generation (bumped by every change, so statistics kept for
+one generation are never used for another).
+
+Every change is one SQLite transaction: a killed ingest leaves the index as of its last commit,
+and rows written to the image file after that commit are cut off when the store is next opened.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (key TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, row INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS items_row ON items(row);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One indexed item: its key, the size and mtime it was read with, and its row (-1: unreadable)."""
+
+    key: str
+    size: int
+    mtime_ns: int
+    row: int
+
+
+class StoreIndex:
+    """The SQLite index of one store; use as a context manager to close it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit (BEGIN ... COMMIT)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_SCHEMA)
+
+    def __enter__(self) -> StoreIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ meta
+    def meta(self, name: str, default=None):
+        found = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return json.loads(found[0]) if found else default
+
+    @property
+    def rows(self) -> int:
+        """Rows of the image file that are committed (later rows are a killed ingest's and ignored)."""
+        return int(self.meta("rows", 0))
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta("generation", 0))
+
+    # ------------------------------------------------------------------ items
+    def entries(self) -> dict[str, Entry]:
+        """Every indexed item by key."""
+        cursor = self.db.execute("SELECT key, size, mtime_ns, row FROM items")
+        return {key: Entry(key, size, mtime, row) for key, size, mtime, row in cursor}
+
+    def keys_in_row_order(self) -> list[str]:
+        """The keys of the readable items, in the order of their rows (the dataset's order)."""
+        return [key for (key,) in self.db.execute("SELECT key FROM items WHERE row >= 0 ORDER BY row")]
+
+    def commit(
+        self,
+        added: Iterable[Entry] = (),
+        removed: Iterable[str] = (),
+        moved: dict[int, int] | None = None,
+        meta: dict | None = None,
+    ) -> None:
+        """One transaction: remove keys, renumber rows (old -> new), add entries, set meta values."""
+        with_meta = dict(meta or {})
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany("DELETE FROM items WHERE key = ?", ((key,) for key in removed))
+            if moved:
+                # Rows only move down (compaction keeps their order), so updating in ascending
+                # order never gives two items one row at the same time.
+                self.db.executemany(
+                    "UPDATE items SET row = ? WHERE row = ?", ((new, old) for old, new in sorted(moved.items()))
+                )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO items (key, size, mtime_ns, row) VALUES (?, ?, ?, ?)",
+                ((e.key, e.size, e.mtime_ns, e.row) for e in added),
+            )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                ((name, json.dumps(value)) for name, value in with_meta.items()),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise

@@ -1,0 +1,241 @@
+"""Building and updating a store: only what changed is read, in parallel, committed in chunks.
+
+``ingest`` compares the source's items (key, size, mtime) with the store's index: items that are
+gone or changed leave the store (their rows are compacted away, a byte copy, no decoding), new
+and changed items are decoded in worker processes and appended. Every ``commit_every`` images
+the appended rows are synced to disk and then committed to the index in one transaction, so an
+ingest that is killed keeps what it committed and the next one carries on from there; rows past
+the last commit are never read. One ingest at a time per store (a file lock); a second waits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medviz.data.errors import DataError
+from medviz.store.index import Entry, StoreIndex
+from medviz.store.rows import RowFile
+from medviz.store.workers import decoded_batches
+
+log = logging.getLogger("medviz")
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One image of a source: its key in the store, the size and mtime that identify its version,
+    and what the reader needs to decode it (a path, or one path per channel)."""
+
+    key: str
+    size: int
+    mtime_ns: int
+    payload: object
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    added: int
+    removed: int
+    kept: int
+    unreadable: int
+    seconds: float
+
+    def __str__(self) -> str:
+        unreadable = f", {self.unreadable} unreadable (skipped until they change)" if self.unreadable else ""
+        return f"added {self.added}, removed {self.removed}, kept {self.kept}{unreadable} in {self.seconds:.1f} s"
+
+
+def default_workers() -> int:
+    """All the cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _kind(shape: tuple[int, ...], dtype) -> str:
+    return f"{shape[-1]} channel(s) of {np.dtype(dtype)}"
+
+
+class _Lock:
+    """An exclusive lock on a store for the length of an ingest (released if the process dies)."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.path = store_dir / "lock"
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info(f"{self.path.parent}: another process is updating this store; waiting for it")
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)  # closing releases the lock
+
+
+def ingest(
+    store_dir: Path,
+    items: Sequence[SourceItem],
+    reader: Callable[[object], np.ndarray],
+    what: str,
+    workers: int | None = None,
+    commit_every: int = 2048,
+) -> IngestReport:
+    """Bring the store at ``store_dir`` up to date with ``items`` (in the order new rows should take).
+
+    Args:
+        reader: payload -> image (H, W, C) in its stored dtype; a module-level function (or a
+            ``functools.partial`` of one) so that worker processes can run it.
+        what: the source, as messages name it.
+        workers: decoding processes (default: every core).
+    """
+    start = time.perf_counter()
+    store_dir.mkdir(parents=True, exist_ok=True)
+    with _Lock(store_dir), StoreIndex(store_dir / "index.sqlite") as index:
+        known = index.entries()
+        wanted = {item.key: item for item in items}
+        changed = {key for key, entry in known.items() if key not in wanted or _differs(entry, wanted[key])}
+        removed = _remove(store_dir, index, known, changed)
+        fresh = [item for item in items if item.key not in known or item.key in changed]
+        added, unreadable = _add(store_dir, index, fresh, reader, what, workers or default_workers(), commit_every)
+        kept = index.rows - added
+        report = IngestReport(added, removed, kept, unreadable, time.perf_counter() - start)
+    return report
+
+
+def _differs(entry: Entry, item: SourceItem) -> bool:
+    return entry.size != item.size or entry.mtime_ns != item.mtime_ns
+
+
+def _remove(store_dir: Path, index: StoreIndex, known: dict[str, Entry], keys: set[str]) -> int:
+    """Drop ``keys`` from the store; their rows are compacted away in a new image file."""
+    if not keys:
+        return 0
+    gone_rows = {known[key].row for key in keys if known[key].row >= 0}
+    if not gone_rows:
+        index.commit(removed=keys)
+        return 0
+    rows = index.rows
+    keep = np.array([row for row in range(rows) if row not in gone_rows], dtype=np.int64)
+    generation = index.generation + 1
+    old = RowFile(store_dir / index.meta("file"), tuple(index.meta("shape")), np.dtype(index.meta("dtype")))
+    name = f"images-{generation}.bin"
+    old.compacted(rows, keep, store_dir / name)
+    moved = {int(old_row): new_row for new_row, old_row in enumerate(keep) if old_row != new_row}
+    # The new file is complete before the index points at it; the old one goes after.
+    index.commit(removed=keys, moved=moved, meta={"rows": len(keep), "file": name, "generation": generation})
+    old.path.unlink(missing_ok=True)
+    return len(gone_rows)
+
+
+def _add(
+    store_dir: Path,
+    index: StoreIndex,
+    items: list[SourceItem],
+    reader: Callable[[object], np.ndarray],
+    what: str,
+    workers: int,
+    commit_every: int,
+) -> tuple[int, int]:
+    """Decode and append ``items``; returns (added, unreadable). Images of another kind than the
+    store's are not added and are reported together at the end."""
+    from tqdm.auto import tqdm
+
+    if not items:
+        return 0, 0
+    payloads = [item.payload for item in items]
+    progress = tqdm(total=len(items), desc=f"ingesting {what}", unit="img", disable=len(items) < 500)
+    with _Appender(store_dir, index, commit_every) as appender, progress:
+        position = 0
+        for batch in decoded_batches(reader, payloads, workers, batch=min(64, commit_every)):
+            for image, error in batch:
+                appender.take(items[position], image, error)
+                position += 1
+            appender.write()
+            progress.update(len(batch))
+        appender.commit()
+    if appender.odd:
+        _refuse_mixed(what, index.rows, _kind(tuple(appender.shape), appender.dtype), appender.odd)
+    if appender.unreadable:
+        log.warning(f"{what}: skipped {appender.unreadable} unreadable of {len(items)} new images (see warnings above)")
+    return appender.added, appender.unreadable
+
+
+class _Appender:
+    """Appends decoded images to the image file and commits them to the index every ``commit_every``
+    rows: first the rows are synced to disk, then the index says they exist."""
+
+    def __init__(self, store_dir: Path, index: StoreIndex, commit_every: int) -> None:
+        self.store_dir, self.index, self.commit_every = store_dir, index, commit_every
+        # An emptied store takes the kind of its next images.
+        self.shape, self.dtype = (index.meta("shape"), index.meta("dtype")) if index.rows else (None, None)
+        self.generation = index.generation + 1
+        self.file_name = index.meta("file") or f"images-{self.generation}.bin"
+        self.committed = index.rows
+        self.written = self.added = self.unreadable = 0
+        self.pending: list[Entry] = []
+        self.images: list[np.ndarray] = []
+        self.odd: dict[str, list[str]] = {}
+        self.handle = None
+
+    def __enter__(self) -> _Appender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+    def take(self, item: SourceItem, image: np.ndarray | None, error: str | None) -> None:
+        if image is None:
+            log.warning(f"skipping unreadable image {item.key}: {error}")
+            self.pending.append(Entry(item.key, item.size, item.mtime_ns, -1))
+            self.unreadable += 1
+            return
+        if self.shape is None:
+            self.shape, self.dtype = list(image.shape), image.dtype.str
+        if list(image.shape) != self.shape or image.dtype.str != self.dtype:
+            self.odd.setdefault(_kind(image.shape, image.dtype), []).append(item.key)
+            return
+        self.pending.append(Entry(item.key, item.size, item.mtime_ns, self.committed + self.written))
+        self.images.append(image)
+        self.written += 1
+
+    def write(self) -> None:
+        """Append the images taken so far; commit once ``commit_every`` rows are waiting."""
+        self._append_taken()
+        if self.written >= self.commit_every:
+            self.commit()
+
+    def _append_taken(self) -> None:
+        if self.images:
+            if self.handle is None:
+                rows = RowFile(self.store_dir / self.file_name, tuple(self.shape), np.dtype(self.dtype))
+                self.handle = rows.open_for_append(self.committed)
+            RowFile.append(self.handle, np.stack(self.images))
+            self.added += len(self.images)
+            self.images = []
+
+    def commit(self) -> None:
+        self._append_taken()
+        if self.handle is not None:
+            RowFile.sync(self.handle)
+        rows = self.committed + self.written
+        meta = {"rows": rows, "file": self.file_name, "shape": self.shape, "dtype": self.dtype}
+        self.index.commit(added=self.pending, meta={**meta, "generation": self.generation})
+        self.committed, self.written, self.pending = rows, 0, []
+
+
+def _refuse_mixed(what: str, stored: int, stored_kind: str, odd: dict[str, list[str]]) -> None:
+    parts = [f"{stored} with {stored_kind} (in the store)"]
+    by_count = sorted(odd.items(), key=lambda kind_keys: -len(kind_keys[1]))
+    parts += [f"{len(keys)} with {kind} (e.g. {keys[0]})" for kind, keys in by_count]
+    raise DataError(
+        f"{what}: the images disagree: {'; '.join(parts)}. A dataset needs one channel count and bit depth: "
+        "convert or move the odd ones out"
+    )

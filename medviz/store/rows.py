@@ -1,0 +1,69 @@
+"""The store's image file: equally sized rows (H, W, C) in the stored dtype, one after another.
+
+A plain binary file (no header: the shape and dtype live in the index), so that appending an
+image is one write and reading the dataset is one ``np.memmap`` -- no copy, whatever its size.
+Only the first ``rows`` rows that the index has committed count; anything after them was written
+by an ingest that was killed before its commit and is cut off when the file is next opened for
+writing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class RowFile:
+    """Append-only rows of one shape and dtype, read back as a memory map.
+
+    Args:
+        path: the file (created when missing).
+        shape: (H, W, C) of one row.
+        dtype: the stored dtype.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path = path
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.row_bytes = int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def open_for_append(self, committed: int):
+        """A binary handle positioned after the ``committed`` rows; anything after them is cut off."""
+        # The caller owns the handle (it stays open for the whole ingest).
+        handle = open(self.path, "r+b" if self.path.exists() else "w+b")  # noqa: SIM115
+        handle.truncate(committed * self.row_bytes)
+        handle.seek(committed * self.row_bytes)
+        return handle
+
+    @staticmethod
+    def append(handle, images: np.ndarray) -> None:
+        """Write images (n, H, W, C) at the handle's position."""
+        handle.write(np.ascontiguousarray(images).tobytes())
+
+    @staticmethod
+    def sync(handle) -> None:
+        """Make the written rows durable before the index commits them."""
+        handle.flush()
+        os.fsync(handle.fileno())
+
+    def read(self, rows: int) -> np.ndarray:
+        """The first ``rows`` rows as a read-only memory map (N, H, W, C); an empty array for none."""
+        if rows == 0:
+            return np.empty((0, *self.shape), self.dtype)
+        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(rows, *self.shape))
+
+    def compacted(self, rows: int, keep: np.ndarray, target: Path, chunk: int = 4096) -> RowFile:
+        """A new file at ``target`` holding only the rows ``keep`` (ascending) of the first ``rows``, in order.
+
+        Copied in chunks, so memory stays small whatever the store's size.
+        """
+        source = self.read(rows)
+        out = RowFile(target, self.shape, self.dtype)
+        with open(target, "w+b") as handle:
+            for start in range(0, len(keep), chunk):
+                self.append(handle, source[keep[start : start + chunk]])
+            self.sync(handle)
+        return out

@@ -1,0 +1,172 @@
+"""The on-disk store: parallel, incremental and resumable ingest, and what a later run may trust."""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medviz.data.folder import folder_items, folder_store, ingest_folder, load_folder, scan_folder
+from medviz.data.images_io import read_resized
+from medviz.store.ingest import ingest
+from medviz.store.read import open_store
+from tests.conftest import medviz
+from tests.formats import rng_images
+
+
+def write_pngs(folder: Path, count: int, start: int = 0, size: int = 12, classes=("a", "b")) -> Path:
+    """``count`` small RGB PNGs spread over class folders, each different (seeded by its number)."""
+    for number in range(start, start + count):
+        target = folder / classes[number % len(classes)]
+        target.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng_images(1, size, seed=number)[0]).save(target / f"img{number:05d}.png")
+    return folder
+
+
+def items_of(root: Path):
+    files, _ = scan_folder(root)
+    return folder_items(root, files)
+
+
+class CountingReader:
+    """A reader that counts its calls and can stop the process (Ctrl-C) at the n-th one."""
+
+    def __init__(self, size: int, stop_at: int | None = None) -> None:
+        self.size, self.stop_at, self.calls = size, stop_at, 0
+
+    def __call__(self, path: Path) -> np.ndarray:
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        return read_resized(path, self.size)
+
+
+def same_store(a: Path, b: Path) -> None:
+    first, second = open_store(a), open_store(b)
+    assert first.keys == second.keys
+    np.testing.assert_array_equal(np.asarray(first.images), np.asarray(second.images))
+
+
+def test_an_interrupted_ingest_resumes_and_ends_equal_to_an_uninterrupted_one(tmp_path):
+    root = write_pngs(tmp_path / "imgs", 60)
+    items = items_of(root)
+    ingest(tmp_path / "whole", items, CountingReader(8), "imgs", workers=1, commit_every=8)
+    with pytest.raises(KeyboardInterrupt):
+        ingest(tmp_path / "store", items, CountingReader(8, stop_at=30), "imgs", workers=1, commit_every=8)
+    kept = open_store(tmp_path / "store")
+    assert 0 < len(kept.keys) < 30  # what was committed before the stop, and nothing after it
+    # A killed ingest also leaves rows it wrote after its last commit: they must never be read.
+    image_file = next((tmp_path / "store").glob("images-*.bin"))
+    with open(image_file, "ab") as handle:
+        handle.write(b"\x07" * 5000)
+    assert len(open_store(tmp_path / "store").images) == len(kept.keys)
+    reader = CountingReader(8)
+    report = ingest(tmp_path / "store", items, reader, "imgs", workers=1, commit_every=8)
+    assert reader.calls == report.added == 60 - len(kept.keys) and report.kept == len(kept.keys)
+    same_store(tmp_path / "store", tmp_path / "whole")
+
+
+def test_adding_removing_and_changing_files_reads_only_those(tmp_path):
+    root = write_pngs(tmp_path / "imgs", 40)
+    store = tmp_path / "store"
+    ingest(store, items_of(root), CountingReader(8), "imgs", workers=1)
+    write_pngs(root, 4, start=40)  # 4 new files
+    (root / "a" / "img00002.png").unlink()  # 2 removed
+    (root / "b" / "img00007.png").unlink()
+    changed = root / "a" / "img00010.png"
+    Image.fromarray(rng_images(1, 12, seed=999)[0]).save(changed)
+    os.utime(changed, ns=(1, 1))  # a different mtime whatever the clock's resolution
+    reader = CountingReader(8)
+    report = ingest(store, items_of(root), reader, "imgs", workers=1)
+    assert (report.added, report.removed, report.kept) == (5, 3, 37) and reader.calls == 5
+    stored = open_store(store)
+    assert len(stored.keys) == 42 and "a/img00002.png" not in stored.keys
+    row = stored.keys.index("a/img00010.png")
+    np.testing.assert_array_equal(stored.images[row], read_resized(changed, 8))
+    for key in ("a/img00000.png", "b/img00041.png"):  # kept rows and new rows hold their own files
+        np.testing.assert_array_equal(stored.images[stored.keys.index(key)], read_resized(root / key, 8))
+    again = CountingReader(8)
+    assert ingest(store, items_of(root), again, "imgs", workers=1).added == 0 and again.calls == 0
+
+
+def test_worker_processes_build_the_same_store_and_relay_their_log_lines(tmp_path, caplog):
+    root = write_pngs(tmp_path / "imgs", 300, size=8)
+    Image.fromarray(rng_images(1, 8, seed=5, channels=4)[0]).save(root / "a" / "zz_alpha.png")  # RGBA
+    reader = partial(read_resized, size=8)
+    with caplog.at_level(logging.INFO, logger="medviz"):
+        ingest(tmp_path / "parallel", items_of(root), reader, "imgs", workers=2, commit_every=64)
+    said = [r for r in caplog.records if "alpha channel is dropped" in r.getMessage()]
+    assert said and all(r.process != os.getpid() for r in said)  # said in a worker process, heard here
+    ingest(tmp_path / "serial", items_of(root), reader, "imgs", workers=1)
+    same_store(tmp_path / "parallel", tmp_path / "serial")
+
+
+def test_an_unreadable_file_is_skipped_until_it_changes(tmp_path, caplog):
+    root = write_pngs(tmp_path / "imgs", 6)
+    broken = root / "a" / "broken.png"
+    broken.write_bytes(b"not an image")
+    with caplog.at_level(logging.WARNING, logger="medviz"):
+        assert len(load_folder(str(root), size=8)) == 6
+        caplog.clear()
+        assert len(load_folder(str(root), size=8)) == 6
+    assert "1 unreadable images stay skipped until they change (e.g. a/broken.png)" in caplog.text
+    Image.fromarray(rng_images(1, 8, seed=1)[0]).save(broken)
+    os.utime(broken, ns=(2, 2))
+    assert len(load_folder(str(root), size=8)) == 7
+
+
+def test_a_folder_loads_in_file_order_with_labels_and_a_generation_for_its_statistics(tmp_path):
+    root = write_pngs(tmp_path / "imgs", 10)
+    data = load_folder(str(root), size=8)
+    assert [f.name for f in data.files] == sorted(f.name for f in data.files if f.parent.name == "a") + sorted(
+        f.name for f in data.files if f.parent.name == "b"
+    )
+    assert data.class_names == ("a", "b") and data.labels.tolist() == [0] * 5 + [1] * 5
+    first = data.cache_file
+    write_pngs(root, 1, start=10)
+    assert load_folder(str(root), size=8).cache_file != first  # statistics of the old content are not reused
+    store, report = ingest_folder(str(root), size=8)
+    assert store == folder_store(root.resolve(), 8, None, None) and report.added == 0
+
+
+def test_a_store_emptied_of_one_kind_takes_the_next(tmp_path):
+    root = tmp_path / "imgs"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    for name in ("a/x.png", "b/y.png"):
+        Image.fromarray(rng_images(1, 8, seed=3)[0][..., 0]).save(root / name)  # gray: read as RGB
+    assert load_folder(str(root), size=8).channels == 3
+    for name in ("a/x.png", "b/y.png"):
+        (root / name).unlink()
+        Image.fromarray(rng_images(1, 8, seed=4)[0][..., 0].astype(np.uint16) * 200).save(
+            (root / name).with_suffix(".tif")
+        )
+    data = load_folder(str(root), size=8)
+    assert data.channels == 1 and data.images.dtype == np.uint16
+
+
+def test_medviz_ingest_builds_and_updates_the_store_a_run_then_uses(tmp_path):
+    root = write_pngs(tmp_path / "imgs", 8)
+    first = medviz("ingest", "dataset=folder", f"dataset.path={root}", "dataset.size=8")
+    assert first.returncode == 0 and "added 8, removed 0, kept 0" in first.stdout
+    (root / "a" / "img00000.png").unlink()
+    second = medviz("ingest", "dataset=folder", f"dataset.path={root}", "dataset.size=8")
+    assert "added 0, removed 1, kept 7" in second.stdout
+    data = load_folder(str(root), size=8)  # what train.py reads: the same store, nothing decoded again
+    assert len(data) == 7 and str(data.cache_file).startswith(second.stdout.split()[1].rstrip(":"))
+
+
+def test_medviz_ingest_says_what_it_cannot_do(tmp_path):
+    other = medviz("ingest", "dataset=synthblood")
+    assert other.returncode == 1 and "dataset=synthblood keeps its own cache" in other.stderr
+    wrong = medviz("ingest", "dataset=nope")
+    assert (
+        wrong.returncode == 1
+        and "Could not find 'dataset/nope'" in wrong.stderr
+        and "e.g. dataset=folder" in wrong.stderr
+    )
