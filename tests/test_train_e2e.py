@@ -11,6 +11,7 @@ import torch
 from medviz.data.synthblood import load_synthblood
 from medviz.training.build import build_method
 from medviz.training.pipeline import train
+from medviz.training.runtime import peak_memory
 from tests.conftest import REPO, TINY
 
 
@@ -39,6 +40,7 @@ def test_run_folder_has_every_output(finished_run):
     assert saved == metrics
     assert 0 <= saved["knn_accuracy"] <= 1 and -1 <= saved["silhouette"] <= 1
     assert saved["epochs"] == 4 and saved["n_images"] == 96
+    assert 100 < saved["peak_rss_mib"] < 24 * 1024  # PyTorch alone takes more than 100 MiB
     # Map snapshots during training land in the CSV log next to the loss.
     header = (run_dir / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {
@@ -124,3 +126,13 @@ def test_feature_methods_save_backbone_features_and_a_tsne_map(method, tmp_path)
     assert np.array_equal(features["index"], np.arange(96))
     assert np.load(tmp_path / "embedding.npz")["embedding"].shape == (96, 2)
     assert "knn_accuracy" in metrics and (tmp_path / "map.png").is_file()
+
+
+def test_peak_memory_follows_what_the_process_held():
+    def resident_mib() -> float:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+    now = resident_mib()
+    held = np.ones(300 * 2**20 // 8)  # 300 MiB, every page touched
+    assert peak_memory()["peak_rss_mib"] >= now + 290 and held.size

@@ -38,6 +38,7 @@ from medviz.training.outputs import (
 )
 from medviz.training.resume import prepare_resume, resume_folder
 from medviz.training.run_folder import holds_a_run
+from medviz.training.runtime import peak_memory
 from medviz.training.sweep import in_multirun
 from medviz.training.tracking import (
     close_loggers,
@@ -182,6 +183,7 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
         metrics["qc_recall"] = recall(groups, injected)
         write_report(run_dir / "qc", coords, data.labels, list(data.class_names), shown, groups, injected)
         log.info(f"quality control: {metrics['qc_recall']:.0%} of the planted images flagged; see {run_dir / 'qc'}")
+    metrics.update(peak_memory())
     write_metrics(run_dir, metrics)
     label = f"{data.name} · {cfg.method.name} · aug={cfg.aug.name} · seed {cfg.seed}"
     figure = save_map_figure(run_dir, coords, data, label, metrics)

@@ -29,3 +29,25 @@ def format_duration(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def peak_memory() -> dict[str, float]:
+    """This process's peak resident memory and, on a GPU, the peak memory PyTorch allocated there (MiB).
+
+    The RSS peak is the kernel's high-water mark of this process (``VmHWM``; where there is no
+    /proc, ``ru_maxrss``): under DDP each process reports its own.
+    """
+    peak = {"peak_rss_mib": round(_peak_rss_kib() / 1024, 1)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return peak
+
+
+def _peak_rss_kib() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
