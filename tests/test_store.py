@@ -13,10 +13,25 @@ from PIL import Image
 
 from medviz.data.folder import folder_items, folder_store, ingest_folder, load_folder, scan_folder
 from medviz.data.images_io import read_resized
+from medviz.data.memory import physical_memory, ram_budget
+from medviz.errors import ConfigError
 from medviz.store.ingest import ingest
 from medviz.store.read import open_store
-from tests.conftest import medviz
+from medviz.training.build import build_data
+from medviz.training.pipeline import train
+from tests.conftest import compose_config, medviz
 from tests.formats import rng_images
+
+TINY_TRAINING = [
+    "dataset=folder",
+    "dataset.size=16",
+    "backbone=tinycnn",
+    "backbone.width=8",
+    "batch_size=16",
+    "schedule.epochs=[1,1,1]",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+]
 
 
 def write_pngs(folder: Path, count: int, start: int = 0, size: int = 12, classes=("a", "b")) -> Path:
@@ -170,3 +185,25 @@ def test_medviz_ingest_says_what_it_cannot_do(tmp_path):
         and "Could not find 'dataset/nope'" in wrong.stderr
         and "e.g. dataset=folder" in wrong.stderr
     )
+
+
+def test_a_store_larger_than_the_budget_streams_and_gives_the_same_map_as_in_memory(tmp_path):
+    root = write_pngs(tmp_path / "imgs", 64, size=16)
+    maps = {}
+    for budget in ("1GiB", "1KiB"):
+        cfg = compose_config(
+            [*TINY_TRAINING, f"dataset.path={root}", f"speed.ram_budget={budget}", "num_workers=auto"],
+            run_dir=tmp_path / budget,
+        )
+        data = build_data(cfg)
+        assert isinstance(data.images, np.memmap) == (budget == "1KiB")
+        train(cfg)
+        maps[budget] = np.load(tmp_path / budget / "embedding.npz")["embedding"]
+    np.testing.assert_array_equal(maps["1GiB"], maps["1KiB"])
+
+
+def test_ram_budget_sizes_and_the_message_for_a_wrong_one():
+    assert ram_budget("8GiB") == 8 * 2**30 and ram_budget("512MiB") == 2**29 and ram_budget(1000) == 1000
+    assert 0 < ram_budget("auto") < physical_memory()
+    with pytest.raises(ConfigError, match=r"speed.ram_budget=lots is not a size: use auto, or e.g."):
+        ram_budget("lots")

@@ -168,7 +168,7 @@ def load_folder(
         names = tuple(sorted(set(folder_of)))
         labels = np.array([names.index(c) for c in folder_of], dtype=np.int64)
     return ImageArrays(
-        images=np.array(stored.images),  # in memory, as every in-memory source
+        images=stored.images,  # memory-mapped: read into RAM if it fits speed.ram_budget (medviz.data.memory)
         labels=labels,
         class_names=names,
         name=root.name,

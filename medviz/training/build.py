@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medviz.data.arrays import ImageArrays, ImageStats
 from medviz.data.channels import configure_channels
+from medviz.data.memory import in_memory_if_it_fits, ram_budget
 from medviz.data.qc_inject import inject
 from medviz.data.subset import stratified_subset
 from medviz.errors import ConfigError, MedvizError
@@ -54,6 +55,7 @@ def build_data(cfg: DictConfig) -> ImageArrays:
         data.border_colour()  # of the whole source, as the sources that cache it (8-bit) do
     if cfg.dataset.get("n_images") is not None:
         data = stratified_subset(data, int(cfg.dataset.n_images), seed=int(cfg.dataset.get("subset_seed", 0)))
+    data = in_memory_if_it_fits(data, ram_budget(cfg.get("speed", {}).get("ram_budget", "auto")))
     counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
     log.info(
         f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}, {data.channels} channel(s); "

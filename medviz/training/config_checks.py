@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
+from medviz.data.memory import ram_budget
 from medviz.errors import ConfigError
 
 
@@ -27,6 +28,14 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_size(value: object) -> bool:
+    try:
+        ram_budget(value)
+    except ConfigError:
+        return False
+    return True
+
+
 _BOOL = (lambda v: isinstance(v, bool), "true or false")
 _AUTO_OR_BOOL = (lambda v: v == "auto" or isinstance(v, bool), "auto, true or false")
 
@@ -34,7 +43,7 @@ _AUTO_OR_BOOL = (lambda v: v == "auto" or isinstance(v, bool), "auto, true or fa
 RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "seed": (*_int_at_least(0), "seed=1"),
     "batch_size": (*_int_at_least(2), "batch_size=256"),
-    "num_workers": (*_int_at_least(0), "num_workers=4"),
+    "num_workers": (lambda v: v == "auto" or (_is_int(v) and v >= 0), "auto or an integer >= 0", "num_workers=4"),
     "checkpoint_every": (*_int_at_least(0), "checkpoint_every=10"),
     "method.base_lr": (lambda v: _is_number(v) and v > 0, "a number > 0", "method.base_lr=0.03"),
     "eval.knn_k": (*_int_at_least(1), "eval.knn_k=15"),
@@ -47,6 +56,7 @@ RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "speed.compile": (*_AUTO_OR_BOOL, "speed.compile=auto"),
     "speed.compile_augment": (*_AUTO_OR_BOOL, "speed.compile_augment=auto"),
     "speed.progress_refresh_steps": (*_int_at_least(1), "speed.progress_refresh_steps=10"),
+    "speed.ram_budget": (_is_size, "auto or a size (8GiB, 512MiB, a number of bytes)", "speed.ram_budget=8GiB"),
     # Image side in pixels, checked before any file is read (a 0 or negative size failed per image).
     "dataset.size": (*_int_at_least(8), "dataset.size=28"),
     "dataset.source.size": (*_int_at_least(8), "dataset.source.size=28"),

@@ -38,7 +38,7 @@ from medviz.training.outputs import (
 )
 from medviz.training.resume import prepare_resume, resume_folder
 from medviz.training.run_folder import holds_a_run
-from medviz.training.runtime import peak_memory
+from medviz.training.runtime import loader_workers, peak_memory
 from medviz.training.sweep import in_multirun
 from medviz.training.tracking import (
     close_loggers,
@@ -138,7 +138,7 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
     datamodule = ArrayDataModule(
         data,
         batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
+        num_workers=loader_workers(cfg.num_workers, data),
         on_device=cfg.speed.data_on_device,
         seed=cfg.seed,
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 import torch
 
 
@@ -51,3 +54,13 @@ def _peak_rss_kib() -> int:
         import resource
 
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def loader_workers(setting: int | str, data) -> int:
+    """``num_workers``: ``auto`` is 0 for images in RAM and 4 (at most the cores) for images that
+    stream from a memory map, so that reading the next batches overlaps the training step."""
+    if setting != "auto":
+        return int(setting)
+    if not isinstance(data.images, np.memmap):
+        return 0
+    return min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
