@@ -122,6 +122,17 @@ def ingest_folder(
     """Build or update the store of a folder (see :func:`load_folder`); returns its folder and what changed."""
     root = Path(path).expanduser().resolve()
     files, _ = scan_folder(root)
+    return _ingest_files(root, files, size, cache_dir, channel_files, workers)
+
+
+def _ingest_files(
+    root: Path,
+    files: list[Path],
+    size: int,
+    cache_dir: str | None,
+    channel_files: list[str] | None,
+    workers: int | None,
+) -> tuple[Path, IngestReport]:
     groups = group_channel_files(files, list(channel_files), root) if channel_files else files
     store_dir = folder_store(root, size, channel_files, cache_dir)
     report = ingest(store_dir, folder_items(root, groups), partial(read_resized, size=size), str(root), workers)
@@ -146,7 +157,8 @@ def load_folder(
         workers: processes that decode new images (default: every core).
     """
     root = Path(path).expanduser().resolve()
-    store_dir, report = ingest_folder(path, size, cache_dir, channel_files, workers)
+    files, classes = scan_folder(root)
+    store_dir, report = _ingest_files(root, files, size, cache_dir, channel_files, workers)
     if report.added or report.removed:
         log.info(f"{root}: store {store_dir}: {report}")
     stored = open_store(store_dir)
@@ -158,7 +170,6 @@ def load_folder(
             f"(e.g. {stored.unreadable[0]})"
         )
     kept_files = [root / key.split("\t")[0] for key in stored.keys]
-    _, classes = scan_folder(root)
     if classes is None:
         labels = np.full(len(kept_files), -1, dtype=np.int64)
         names: tuple[str, ...] = ()
