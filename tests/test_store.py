@@ -14,6 +14,7 @@ from PIL import Image
 from medviz.data.folder import folder_items, folder_store, ingest_folder, load_folder, scan_folder
 from medviz.data.images_io import read_resized
 from medviz.data.memory import physical_memory, ram_budget
+from medviz.data.row_reader import blocks, gather
 from medviz.errors import ConfigError
 from medviz.store.ingest import ingest
 from medviz.store.read import open_store
@@ -207,3 +208,31 @@ def test_ram_budget_sizes_and_the_message_for_a_wrong_one():
     assert 0 < ram_budget("auto") < physical_memory()
     with pytest.raises(ConfigError, match=r"speed.ram_budget=lots is not a size: use auto, or e.g."):
         ram_budget("lots")
+
+
+def _rss_file_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("RssFile:")) / 1024
+
+
+def test_rows_of_a_memory_map_are_read_by_offset_equal_and_without_mapping_its_pages(tmp_path):
+    path = tmp_path / "rows.npy"
+    stored = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=(4096, 32, 32, 8))  # 64 MiB
+    stored[:] = np.arange(stored.size, dtype=np.uint64).reshape(stored.shape) % 65521
+    stored.flush()
+    del stored
+    images = np.load(path, mmap_mode="r")
+    before = _rss_file_mib()
+    for block_rows in np.array_split(np.arange(4096), 16):
+        gather(images, block_rows)
+    for _ in blocks(images, 512):
+        pass
+    assert _rss_file_mib() - before < 16  # read by offset: the file's pages are not ours
+    before = _rss_file_mib()
+    np.asarray(images[::1]).sum()  # through the map: every page becomes resident in this process
+    assert _rss_file_mib() - before > 48
+    indices = np.array([7, 3, 4, 5, 4095, 0, 3, 100])  # unsorted, a run, repeats, both ends
+    np.testing.assert_array_equal(gather(images, indices), np.asarray(images[indices]))
+    np.testing.assert_array_equal(np.concatenate(list(blocks(images, 1000))), np.asarray(images))
+    with pytest.raises(IndexError):
+        gather(images, np.array([4096]))

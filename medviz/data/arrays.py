@@ -9,6 +9,7 @@ import numpy as np
 
 from medviz.data.display import channel_legend, display_rgb
 from medviz.data.intensity import Intensity, byte_range, dataset_percentiles
+from medviz.data.row_reader import blocks
 
 #: The dtypes images are stored in: 8-bit (photographs, stains), 16-bit (microscopy cameras), float.
 STORED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -129,8 +130,8 @@ class ImageArrays:
                 self.border_rgb = border_colour(self.images)
             else:
                 mean = BorderMean(self.channels, full_scale=1.0)
-                for start in range(0, len(self.images), 8192):
-                    mean.add(scale.to_unit(np.asarray(self.images[start : start + 8192]), np.float64))
+                for block in blocks(self.images):
+                    mean.add(scale.to_unit(block, np.float64))
                 self.border_rgb = mean.value()
         return np.asarray(self.border_rgb, dtype=np.float32)
 
@@ -171,6 +172,6 @@ class BorderMean:
 def border_colour(images: np.ndarray, chunk: int = 8192) -> np.ndarray:
     """Mean colour of the one-pixel border of every image; uint8 (N, H, W, C) -> float (C,) in [0, 1]."""
     mean = BorderMean(images.shape[-1])
-    for start in range(0, len(images), chunk):
-        mean.add(images[start : start + chunk])
+    for block in blocks(images, chunk):
+        mean.add(block)
     return mean.value()

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from medviz.data.arrays import ImageArrays
 from medviz.data.device_batches import DeviceBatches, EpochOrder
 from medviz.data.errors import DataError
+from medviz.data.row_reader import gather
 from medviz.errors import ConfigError
 
 #: A dataset lives on the GPU when its stored images take at most this share of the GPU's memory.
@@ -48,8 +49,8 @@ class UInt8Images(Dataset):
 class MemmapImages(Dataset):
     """Images (N, H, W, C) left on disk in a memory-mapped array, in their stored dtype; each batch is read on demand.
 
-    For datasets too large for RAM (PCam: ~9 GB). Indices are read in sorted order, which turns
-    a random batch into forward-only reads, then put back in the requested order.
+    For datasets larger than ``speed.ram_budget``. Rows are read by offset in sorted order (forward
+    reads, see :mod:`medviz.data.row_reader`), then put back in the requested order.
     """
 
     def __init__(self, images_nhwc: np.ndarray) -> None:
@@ -64,9 +65,7 @@ class MemmapImages(Dataset):
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64)
-        order = np.argsort(idx, kind="stable")
-        rows = np.empty((len(idx), *self.images.shape[1:]), dtype=self.images.dtype)  # never recast
-        rows[order] = self.images[idx[order]]
+        rows = gather(self.images, idx)  # forward reads by offset; the stored dtype is kept
         return torch.from_numpy(rows.transpose(0, 3, 1, 2).copy()), torch.from_numpy(idx)
 
 
