@@ -12,6 +12,7 @@ from medviz.data.synthblood import load_synthblood
 from medviz.evaluation.imagenet_features import preprocess_imagenet
 from medviz.evaluation.pipeline import evaluate_run, figure2, run_baseline, write_tables
 from medviz.evaluation.tables import aggregate, find_run_dirs, load_run
+from medviz.training.outputs import pixel_tsne_metrics
 from tests.conftest import REPO
 
 
@@ -71,6 +72,23 @@ def test_baselines_end_to_end_on_synthblood(name, tmp_path):
     assert (result.method, result.aug, result.dataset) == ("tsne", name, "synthblood")
     assert 0 <= result.metrics["knn_accuracy"] <= 1
     assert np.load(run / "embedding.npz")["embedding"].shape == (120, 2) and (run / "map.png").is_file()
+
+
+def test_a_baseline_on_a_stratified_subset_says_which_rows(tmp_path):
+    data = load_synthblood(160, seed=0)
+    run = run_baseline("pixels", data, tmp_path, seed=0, k=5, weights={}, max_images=40)
+    saved = np.load(run / "embedding.npz")
+    assert saved["embedding"].shape == (40, 2) and load_run(run).metrics["n_images"] == 40
+    np.testing.assert_array_equal(saved["labels"], data.labels[saved["index"]])
+    share = np.bincount(data.labels) * 40 / 160
+    assert np.abs(np.bincount(saved["labels"], minlength=len(share)) - share).max() < 1  # each class its share
+
+
+def test_pixel_tsne_of_a_run_can_be_capped(tmp_path):
+    data = load_synthblood(160, seed=0)
+    capped = pixel_tsne_metrics(data, k=5, seed=0, max_images=40)
+    assert capped["pixel_tsne_n_images"] == 40 and 0 <= capped["pixel_tsne_knn_accuracy"] <= 1
+    assert pixel_tsne_metrics(data, k=5, seed=0)["pixel_tsne_n_images"] == 160
 
 
 def test_linear_probe_added_to_a_feature_run(tmp_path):

@@ -13,6 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from medviz.data.arrays import ImageArrays
+from medviz.data.row_reader import gather
 
 log = logging.getLogger("medviz")
 
@@ -40,6 +41,19 @@ def stratified_counts(labels: np.ndarray, n: int) -> dict[int, int]:
     return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
+def stratified_rows(labels: np.ndarray, n_images: int, seed: int = 0) -> np.ndarray:
+    """Sorted row indices of ``n_images`` of ``labels`` (N,), each class in its share (all rows when N <= n)."""
+    if n_images >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    picked = [
+        rng.choice(np.flatnonzero(labels == label), count, replace=False)
+        for label, count in stratified_counts(labels, n_images).items()
+        if count
+    ]
+    return np.sort(np.concatenate(picked))
+
+
 def stratified_subset(data: ImageArrays, n_images: int, seed: int = 0) -> ImageArrays:
     """``n_images`` of ``data``, each class in its share, in dataset order; ``data`` itself when it has no more.
 
@@ -50,19 +64,13 @@ def stratified_subset(data: ImageArrays, n_images: int, seed: int = 0) -> ImageA
         if n_images > len(data):
             log.info(f"dataset.n_images={n_images}, but {data.name} has {len(data)} images: all are used")
         return data
-    rng = np.random.default_rng(seed)
-    picked = [
-        rng.choice(np.flatnonzero(data.labels == label), count, replace=False)
-        for label, count in stratified_counts(data.labels, n_images).items()
-        if count
-    ]
-    index = np.sort(np.concatenate(picked))
+    index = stratified_rows(data.labels, n_images, seed)
     log.info(
         f"dataset.n_images={n_images}: a class-stratified subset of {data.name}'s {len(data)} images (seed {seed})"
     )
     return replace(
         data,
-        images=np.ascontiguousarray(data.images[index]),
+        images=gather(data.images, index),  # read by offset when the images stream from a store
         labels=data.labels[index],
         split=None if data.split is None else data.split[index],
         files=None if data.files is None else [data.files[i] for i in index],

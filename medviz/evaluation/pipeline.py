@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import yaml
 from omegaconf import DictConfig
 
 from medviz.data.arrays import ImageArrays
+from medviz.data.row_reader import gather
+from medviz.data.subset import stratified_rows
 from medviz.evaluation import paper_numbers
 from medviz.evaluation.imagenet_features import imagenet_features
 from medviz.evaluation.linear import linear_probe_accuracy
@@ -53,23 +56,33 @@ def evaluate_run(run_dir: Path, k: int, seed: int) -> dict:
     return metrics
 
 
-def run_baseline(name: str, data: ImageArrays, out_dir: Path, seed: int, k: int, weights: dict) -> Path:
-    """A t-SNE baseline on ``data`` written as a run folder (a row 'tsne / <name>' in the tables)."""
+def run_baseline(
+    name: str, data: ImageArrays, out_dir: Path, seed: int, k: int, weights: dict, max_images: int | None = None
+) -> Path:
+    """A t-SNE baseline on ``data`` written as a run folder (a row 'tsne / <name>' in the tables).
+
+    ``max_images``: embed a class-stratified subset of at most that many images (t-SNE needs them
+    all in memory and grows faster than linearly); the folder's ``index`` gives their rows.
+    """
     if name not in BASELINES:
         raise ValueError(f"unknown baseline '{name}'; choose from {', '.join(BASELINES)}")
     run_dir = out_dir / f"tsne-{name}-{data.name}-seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    log.info(f"baseline t-SNE of {name} on {data.name} ({len(data)} images)")
+    rows = stratified_rows(data.labels, max_images if max_images is not None else len(data), seed)
+    subset = f"a class-stratified {len(rows)} of " if len(rows) < len(data) else ""
+    log.info(f"baseline t-SNE of {name} on {subset}{data.name}'s {len(data)} images")
+    images = gather(data.images, rows)
     if name == "pixels":
-        coords = pixel_tsne(data.images, seed=seed, intensity=data.scale())
+        coords = pixel_tsne(images, seed=seed, intensity=data.scale())
     else:
-        coords = feature_tsne(imagenet_features(data.images, arch=name, weights=weights[name]), seed=seed)
+        coords = feature_tsne(imagenet_features(images, arch=name, weights=weights[name]), seed=seed)
     config = {"method": {"name": "tsne"}, "aug": {"name": name}, "dataset": {"name": data.name}, "seed": seed}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    save_embedding(run_dir, coords, data, np.arange(len(data)))
-    metrics = map_metrics(coords, data.labels, k=k, seed=seed)
+    shown = replace(data, images=images, labels=data.labels[rows], split=None, files=None)
+    save_embedding(run_dir, coords, shown, rows)
+    metrics = {**map_metrics(coords, shown.labels, k=k, seed=seed), "n_images": len(rows)}
     write_metrics(run_dir, metrics)
-    save_map_figure(run_dir, coords, data, f"{data.name} · t-SNE of {name} · seed {seed}", metrics)
+    save_map_figure(run_dir, coords, shown, f"{data.name} · t-SNE of {name} · seed {seed}", metrics)
     return run_dir
 
 
@@ -167,7 +180,15 @@ def evaluate(cfg: DictConfig) -> None:
         data = build_data(cfg)
         for name in cfg.baselines:
             baseline_dirs.append(
-                run_baseline(name, data, out_dir / "baselines", cfg.seed, cfg.knn_k, cfg.resnet_weights)
+                run_baseline(
+                    name,
+                    data,
+                    out_dir / "baselines",
+                    cfg.seed,
+                    cfg.knn_k,
+                    cfg.resnet_weights,
+                    max_images=cfg.get("tsne_max_images"),
+                )
             )
     if cfg.runs or baseline_dirs:
         run_dirs = find_run_dirs(list(cfg.runs)) + baseline_dirs

@@ -48,6 +48,11 @@ RULES: dict[str, tuple[Callable[[object], bool], str, str]] = {
     "method.base_lr": (lambda v: _is_number(v) and v > 0, "a number > 0", "method.base_lr=0.03"),
     "eval.knn_k": (*_int_at_least(1), "eval.knn_k=15"),
     "eval.pixel_tsne": (*_BOOL, "eval.pixel_tsne=true"),
+    "eval.tsne_max_images": (
+        lambda v: v is None or (_is_int(v) and v >= 2),
+        "null (all images) or an integer >= 2",
+        "eval.tsne_max_images=50000",
+    ),
     "eval.snapshot_every": (*_int_at_least(0), "eval.snapshot_every=10"),
     "eval.snapshot_size": (*_int_at_least(2), "eval.snapshot_size=2000"),
     "eval.table_size": (*_int_at_least(0), "eval.table_size=2000"),

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, open_dict
 
 from medviz.data.arrays import ImageArrays
+from medviz.data.row_reader import gather
+from medviz.data.subset import stratified_rows
 from medviz.evaluation import knn_accuracy, silhouette_score
 from medviz.evaluation.knn import knn_recall_per_class
 from medviz.evaluation.tsne import pixel_tsne
 from medviz.maps.plots import plot_map
+
+log = logging.getLogger("medviz")
 
 
 def saved_config(run_dir: Path) -> Path | None:
@@ -89,9 +94,18 @@ def map_metrics(coords: np.ndarray, labels: np.ndarray, k: int, seed: int, class
     return metrics
 
 
-def pixel_tsne_metrics(data: ImageArrays, k: int, seed: int) -> dict[str, float]:
-    coords = pixel_tsne(data.images, seed=seed, intensity=data.scale())
-    found = map_metrics(coords, data.labels, k, seed, class_names=data.class_names)
+def pixel_tsne_metrics(data: ImageArrays, k: int, seed: int, max_images: int | None = None) -> dict[str, float]:
+    """kNN accuracy and silhouette of a t-SNE of the raw pixels, prefixed ``pixel_tsne_``.
+
+    t-SNE grows faster than linearly and needs every image in memory: with ``max_images`` it
+    embeds a class-stratified subset of that many images (``pixel_tsne_n_images`` says how many).
+    """
+    rows = stratified_rows(data.labels, max_images if max_images is not None else len(data), seed)
+    if len(rows) < len(data):
+        log.info(f"pixel t-SNE of a class-stratified {len(rows)} of the {len(data)} images (eval.tsne_max_images)")
+    coords = pixel_tsne(gather(data.images, rows), seed=seed, intensity=data.scale())
+    found = map_metrics(coords, data.labels[rows], k, seed, class_names=data.class_names)
+    found["n_images"] = len(rows)
     return {f"pixel_tsne_{key}": value for key, value in found.items()}
 
 

@@ -176,7 +176,9 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
     if "knn_accuracy" not in metrics:
         log.info("fewer than 2 labelled classes: kNN accuracy and silhouette are skipped for this map")
     elif cfg.eval.pixel_tsne:
-        metrics.update(pixel_tsne_metrics(data, k=cfg.eval.knn_k, seed=cfg.seed))
+        metrics.update(
+            pixel_tsne_metrics(data, k=cfg.eval.knn_k, seed=cfg.seed, max_images=cfg.eval.get("tsne_max_images"))
+        )
     if injected is not None:  # where did the planted problems land? (paper Fig. 6)
         shown = data.display_images()
         groups = find_groups(coords, shown, data.labels)
