@@ -43,7 +43,7 @@ def _ingest(args: argparse.Namespace) -> None:
     if node is None:
         raise ConfigError(
             f"dataset={cfg.dataset.name} keeps its own cache and is read when a run starts; medviz ingest builds "
-            "the stores of dataset=folder"
+            "the stores of dataset=folder and dataset=leukemia"
         )
     store, report = build(node, "dataset.ingest")
     print(f"store {store}: {report}")

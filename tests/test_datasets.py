@@ -118,9 +118,9 @@ def test_leukemia_reads_tcia_tree_merges_and_caches(tmp_path, monkeypatch):
     assert data.images.shape == (12, 28, 28, 3)
     assert data.class_names == ("NGS", "LYT", "OTH")
     assert data.class_counts() == {"NGS": 5, "LYT": 4, "OTH": 3}
-    assert list((tmp_path / "cache").glob("leukemia-28px-*.npz"))
-    # The second load comes from the cache: no image is decoded again.
-    monkeypatch.setattr("medviz.data.leukemia.read_many", mock.Mock(side_effect=AssertionError("re-read")))
+    assert list((tmp_path / "cache" / "stores").glob("leukemia-*-28px-*/index.sqlite"))
+    # The second load comes from the store: no image is decoded again.
+    monkeypatch.setattr("medviz.data.folder.read_resized", mock.Mock(side_effect=AssertionError("re-read")))
     again = load_leukemia(str(tmp_path / "tcia"), threshold=3)
     assert np.array_equal(again.images, data.images) and np.allclose(again.border_colour(), data.border_colour())
 

@@ -105,11 +105,13 @@ def folder_items(root: Path, items: list[Path] | list[tuple[Path, ...]]) -> list
     return out
 
 
-def folder_store(root: Path, size: int, channel_files: list[str] | None, cache_dir: str | None) -> Path:
+def folder_store(
+    root: Path, size: int, channel_files: list[str] | None, cache_dir: str | None, kind: str = "folder"
+) -> Path:
     """Where a folder's store lives: one per folder, image size and channel layout (not per file
     list, so adding or removing files updates the same store)."""
     key = cache_key(root=str(root), size=size, channel_files=list(channel_files or []), reader=READER_VERSION)
-    return Path(cache_dir or default_cache_dir()) / "stores" / f"folder-{root.name}-{size}px-{key}"
+    return Path(cache_dir or default_cache_dir()) / "stores" / f"{kind}-{root.name}-{size}px-{key}"
 
 
 def ingest_folder(
@@ -122,20 +124,24 @@ def ingest_folder(
     """Build or update the store of a folder (see :func:`load_folder`); returns its folder and what changed."""
     root = Path(path).expanduser().resolve()
     files, _ = scan_folder(root)
-    return _ingest_files(root, files, size, cache_dir, channel_files, workers)
+    return ingest_files(root, files, size, cache_dir, channel_files, workers)
 
 
-def _ingest_files(
+def ingest_files(
     root: Path,
     files: list[Path],
     size: int,
-    cache_dir: str | None,
-    channel_files: list[str] | None,
-    workers: int | None,
+    cache_dir: str | None = None,
+    channel_files: list[str] | None = None,
+    workers: int | None = None,
+    kind: str = "folder",
 ) -> tuple[Path, IngestReport]:
+    """Bring the store of ``files`` below ``root`` up to date (any source made of image files)."""
     groups = group_channel_files(files, list(channel_files), root) if channel_files else files
-    store_dir = folder_store(root, size, channel_files, cache_dir)
+    store_dir = folder_store(root, size, channel_files, cache_dir, kind)
     report = ingest(store_dir, folder_items(root, groups), partial(read_resized, size=size), str(root), workers)
+    if report.added or report.removed:
+        log.info(f"{root}: store {store_dir}: {report}")
     return store_dir, report
 
 
@@ -158,9 +164,7 @@ def load_folder(
     """
     root = Path(path).expanduser().resolve()
     files, classes = scan_folder(root)
-    store_dir, report = _ingest_files(root, files, size, cache_dir, channel_files, workers)
-    if report.added or report.removed:
-        log.info(f"{root}: store {store_dir}: {report}")
+    store_dir, report = ingest_files(root, files, size, cache_dir, channel_files, workers)
     stored = open_store(store_dir)
     if not stored.keys:
         raise DataError(f"none of the {len(stored.unreadable)} images in {root} could be read")

@@ -3,7 +3,7 @@
 Layout: ``<root>/AML-Cytomorphology/<CLS>/<CLS>_NNNN.tiff`` (RGBA, ~400x400), optionally with
 ``annotations.dat``; the class folders are found by name up to three levels below ``root`` (the
 archive unpacks as ``AML-Cytomorphology_LMU/AML-Cytomorphology/``). Images are converted to RGB
-and resized to 28x28 once, then cached; classes with fewer than 80 images merge into ``OTH``,
+and resized to 28x28 once into the dataset's store; classes with fewer than 80 images merge into ``OTH``,
 giving the paper's 7 classes (paper §4).
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.arrays import ImageArrays, border_colour
-from medviz.data.cache import cache_key, default_cache_dir, load_npz, save_npz_atomic
+from medviz.data.arrays import ImageArrays
 from medviz.data.errors import DataError
-from medviz.data.folder import images_below
-from medviz.data.images_io import read_many
+from medviz.data.folder import images_below, ingest_files
+from medviz.store.ingest import IngestReport
+from medviz.store.read import open_store
 
 log = logging.getLogger("medviz")
 
@@ -78,36 +78,34 @@ def class_images(tree: Path) -> list[Path]:
     return files
 
 
-def load_leukemia(root: str, size: int = 28, threshold: int = 80, cache_dir: str | None = None) -> ImageArrays:
-    """Load (and on first use, decode, resize and cache) the Leukemia dataset.
+def ingest_leukemia(
+    root: str, size: int = 28, cache_dir: str | None = None, workers: int | None = None
+) -> tuple[Path, IngestReport]:
+    """Build or update the store of the Leukemia images (``medviz ingest dataset=leukemia``)."""
+    tree = find_image_tree(Path(root).expanduser())
+    files = class_images(tree)
+    if not files:
+        raise DataError(f"{tree} has class folders but no .tiff/.png/.jpg images in or below them")
+    return ingest_files(tree, files, size, cache_dir, workers=workers, kind="leukemia")
+
+
+def load_leukemia(
+    root: str, size: int = 28, threshold: int = 80, cache_dir: str | None = None, workers: int | None = None
+) -> ImageArrays:
+    """Load the Leukemia dataset through its store (decoded and resized once; only changed files again).
 
     Args:
         root: folder containing ``AML-Cytomorphology/``.
         size: image side after resizing (paper: 28).
         threshold: classes with fewer images merge into ``OTH`` (paper: 80 -> 7 classes).
-        cache_dir: where the resized arrays go (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
+        cache_dir: where the store goes (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
+        workers: processes that decode new images (default: every core).
     """
-    tree = find_image_tree(Path(root).expanduser())
-    files = class_images(tree)
-    if not files:
-        raise DataError(f"{tree} has class folders but no .tiff/.png/.jpg images in or below them")
-    key = cache_key(
-        files=[str(p.relative_to(tree)) for p in files],
-        size=size,
-        mtime=max(p.stat().st_mtime for p in files),
-    )
-    cache = Path(cache_dir or default_cache_dir()) / f"leukemia-{size}px-{key}.npz"
-    cached = load_npz(cache, ("images", "folder_class", "border"))
-    if cached is None:
-        images, kept = read_many(files, size, "Leukemia")
-        if not kept:
-            raise DataError(f"none of the {len(files)} images under {tree} could be read")
-        folder_class = np.array([p.relative_to(tree).parts[0] for p in kept])
-        border = border_colour(images)
-        save_npz_atomic(cache, images=images, folder_class=folder_class, border=border)
-        log.info(f"cached resized Leukemia images at {cache}")
-    else:
-        images, folder_class, border = cached["images"], cached["folder_class"], cached["border"]
+    store_dir, _ = ingest_leukemia(root, size, cache_dir, workers)
+    stored = open_store(store_dir)
+    if not stored.keys:
+        raise DataError(f"none of the {len(stored.unreadable)} Leukemia images could be read")
+    folder_class = np.array([Path(key).parts[0] for key in stored.keys])
     names, counts = np.unique(folder_class, return_counts=True)
     mapping = merge_small_classes(dict(zip(names.tolist(), counts.tolist(), strict=True)), threshold)
     merged = np.array([mapping[c] for c in folder_class])
@@ -115,4 +113,10 @@ def load_leukemia(root: str, size: int = 28, threshold: int = 80, cache_dir: str
     kept_names = sorted({m for m in mapping.values() if m != MERGED}, key=lambda n: -(merged == n).sum())
     class_names = tuple(kept_names + ([MERGED] if MERGED in mapping.values() else []))
     labels = np.array([class_names.index(m) for m in merged], dtype=np.int64)
-    return ImageArrays(images=images, labels=labels, class_names=class_names, name="leukemia", border_rgb=border)
+    return ImageArrays(
+        images=stored.images,
+        labels=labels,
+        class_names=class_names,
+        name="leukemia",
+        cache_file=store_dir / f"generation-{stored.generation}",
+    )
