@@ -122,7 +122,7 @@ def _remove(store_dir: Path, index: StoreIndex, known: dict[str, Entry], keys: s
         index.commit(removed=keys)
         return 0
     rows = index.rows
-    keep = np.array([row for row in range(rows) if row not in gone_rows], dtype=np.int64)
+    keep = np.setdiff1d(np.arange(rows, dtype=np.int64), np.fromiter(gone_rows, np.int64))
     generation = index.generation + 1
     old = RowFile(store_dir / index.meta("file"), tuple(index.meta("shape")), np.dtype(index.meta("dtype")))
     name = f"images-{generation}.bin"
