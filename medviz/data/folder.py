@@ -13,6 +13,8 @@ their channels in 16 bits); with ``channel_files`` one image is made of one file
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from medviz.data.arrays import ImageArrays
 from medviz.data.cache import cache_key, default_cache_dir
 from medviz.data.channel_files import group_channel_files
 from medviz.data.errors import DataError
+from medviz.data.file_walk import FoundFile, files_below
 from medviz.data.images_io import IMAGE_SUFFIXES, read_resized
 from medviz.store.ingest import IngestReport, SourceItem, ingest
 from medviz.store.read import open_store
@@ -29,59 +32,54 @@ from medviz.store.read import open_store
 log = logging.getLogger("medviz")
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def images_below(folder: Path) -> list[Path]:
     """Every image file in ``folder`` and its sub-folders (hidden ones skipped), sorted."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not any(part.startswith(".") for part in p.parts)
-    )
+    return [Path(file.path) for file in files_below(folder)]
 
 
-def _report_nesting(root: Path, files: list[Path]) -> None:
+def _report_nesting(root: Path, relative: list[str]) -> None:
     """Say so when images lie below the class folders: they are labelled by their top-level folder."""
-    nested = [f for f in files if len(f.relative_to(root).parts) > 2]
+    nested = [r for r in relative if r.count(os.sep) > 1]
     if nested:
-        example = nested[0].relative_to(root)
+        example = Path(nested[0])
         log.info(
-            f"{root}: {len(nested)} of {len(files)} images lie in sub-folders of the class folders (e.g. {example}); "
-            f"each is labelled by its top-level folder ({example.parts[0]}). To label by a deeper level, point "
-            f"dataset.path at the folder whose sub-folders are the classes (e.g. {root / example.parts[0]})"
+            f"{root}: {len(nested)} of {len(relative)} images lie in sub-folders of the class folders "
+            f"(e.g. {example}); each is labelled by its top-level folder ({example.parts[0]}). To label by a "
+            f"deeper level, point dataset.path at the folder whose sub-folders are the classes "
+            f"(e.g. {root / example.parts[0]})"
         )
 
 
-def scan_folder(root: Path) -> tuple[list[Path], list[str] | None]:
+def scan_folder(root: Path) -> tuple[list[FoundFile], list[str] | None]:
     """Image files and their class names (None when the folder has no class sub-folders).
 
     Classes are the top-level sub-folders; their images may sit at any depth below them.
     """
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist; set dataset.path to a folder of images")
-    subfolders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    class_files = {d: images_below(d) for d in subfolders}
-    class_dirs = [d for d in subfolders if class_files[d]]
-    loose = _images_in(root)
+    found = files_below(root)
+    prefix = str(root).rstrip(os.sep) + os.sep
+    relative = [file.path[len(prefix) :] for file in found]
+    loose = [file for file, rel in zip(found, relative, strict=True) if os.sep not in rel]
+    in_classes = [i for i, rel in enumerate(relative) if os.sep in rel]
+    class_of = [relative[i].split(os.sep, 1)[0] for i in in_classes]
+    class_dirs = sorted(set(class_of))
     if class_dirs and loose:
         raise DataError(
             f"{root} mixes {len(loose)} images at the top level with class sub-folders "
-            f"({', '.join(d.name for d in class_dirs[:5])}): move the loose images into a class folder, "
+            f"({', '.join(class_dirs[:5])}): move the loose images into a class folder, "
             "or point dataset.path at a folder with only one of the two layouts"
         )
     if len(class_dirs) == 1:
-        only = class_dirs[0]
+        only = root / class_dirs[0]
         raise DataError(
-            f"{root} has a single class folder '{only.name}' ({len(class_files[only])} images): a map needs no "
+            f"{root} has a single class folder '{only.name}' ({len(class_of)} images): a map needs no "
             f"labels, so point dataset.path at {only} (its sub-folders then become the classes, or its images "
             "an unlabelled map), or add folders for the other classes"
         )
     if class_dirs:
-        files = [f for d in class_dirs for f in class_files[d]]
-        _report_nesting(root, files)
-        return files, [f.relative_to(root).parts[0] for f in files]
+        _report_nesting(root, [relative[i] for i in in_classes])
+        return [found[i] for i in in_classes], class_of
     if not loose:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root} or its sub-folders")
     return loose, None
@@ -92,14 +90,22 @@ def scan_folder(root: Path) -> tuple[list[Path], list[str] | None]:
 READER_VERSION = 3
 
 
-def folder_items(root: Path, items: list[Path] | list[tuple[Path, ...]]) -> list[SourceItem]:
+def folder_items(root: Path, items: Sequence[FoundFile | Path | tuple[Path, ...]]) -> list[SourceItem]:
     """The store's view of a folder: one item per image (or per group of channel files), keyed by
     its path relative to ``root``; its size and mtime tell a changed file from the one stored."""
     out = []
+    prefix = str(root).rstrip(os.sep) + os.sep
+
+    def relative(name: str) -> str:
+        return name[len(prefix) :] if name.startswith(prefix) else str(Path(name).relative_to(root))
+
     for item in items:
+        if isinstance(item, FoundFile):  # listed with its size and mtime already
+            out.append(SourceItem(relative(item.path), item.size, item.mtime_ns, item.path))
+            continue
         paths = (item,) if isinstance(item, Path) else tuple(item)
-        stats = [p.stat() for p in paths]
-        key = "\t".join(str(p.relative_to(root)) for p in paths)
+        stats = [os.stat(p) for p in paths]
+        key = "\t".join(relative(str(p)) for p in paths)
         size, mtime = sum(st.st_size for st in stats), max(st.st_mtime_ns for st in stats)
         out.append(SourceItem(key, size, mtime, item))
     return out
@@ -129,7 +135,7 @@ def ingest_folder(
 
 def ingest_files(
     root: Path,
-    files: list[Path],
+    files: Sequence[FoundFile | Path],
     size: int,
     cache_dir: str | None = None,
     channel_files: list[str] | None = None,
@@ -137,9 +143,12 @@ def ingest_files(
     kind: str = "folder",
 ) -> tuple[Path, IngestReport]:
     """Bring the store of ``files`` below ``root`` up to date (any source made of image files)."""
-    groups = group_channel_files(files, list(channel_files), root) if channel_files else files
+    if channel_files:
+        files = group_channel_files(
+            [Path(f.path) if isinstance(f, FoundFile) else f for f in files], channel_files, root
+        )
     store_dir = folder_store(root, size, channel_files, cache_dir, kind)
-    report = ingest(store_dir, folder_items(root, groups), partial(read_resized, size=size), str(root), workers)
+    report = ingest(store_dir, folder_items(root, files), partial(read_resized, size=size), str(root), workers)
     if report.added or report.removed:
         log.info(f"{root}: store {store_dir}: {report}")
     return store_dir, report

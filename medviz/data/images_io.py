@@ -103,9 +103,9 @@ def read_channels(paths: Sequence[Path]) -> np.ndarray:
     return np.concatenate(planes, axis=-1)
 
 
-def read_resized(item: Path | Sequence[Path], size: int) -> np.ndarray:
+def read_resized(item: str | Path | Sequence[Path], size: int) -> np.ndarray:
     """A file (or one file per channel) -> (size, size, C) in its stored dtype."""
-    image = read_image(item) if isinstance(item, Path) else read_channels(item)
+    image = read_image(Path(item)) if isinstance(item, str | Path) else read_channels(item)
     return resize(image, size)
 
 
