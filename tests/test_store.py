@@ -236,3 +236,10 @@ def test_rows_of_a_memory_map_are_read_by_offset_equal_and_without_mapping_its_p
     np.testing.assert_array_equal(np.concatenate(list(blocks(images, 1000))), np.asarray(images))
     with pytest.raises(IndexError):
         gather(images, np.array([4096]))
+
+
+def test_a_folder_inside_a_hidden_folder_is_read_and_hidden_entries_below_it_are_not(tmp_path):
+    root = write_pngs(tmp_path / ".cache" / "imgs", 6)
+    write_pngs(root / "a" / ".thumbnails", 2)  # hidden below the dataset: not images of it
+    data = load_folder(str(root), size=8)
+    assert len(data) == 6 and not any(".thumbnails" in str(f) for f in data.files)
