@@ -52,21 +52,64 @@ def test_tsimcne_parameters_stay_identical_across_processes_through_stage_switch
         assert torch.equal(params[0], params[1]), f"replicas diverged in stage {stage + 1}"
 
 
-def test_train_py_with_ddp_on_two_cpu_processes(tmp_path):
-    """The real entry point: Lightning re-launches train.py once per process."""
+def test_two_nodes_train_the_same_run_as_two_processes_on_one_node_and_write_it_once(tmp_path):
+    """Nodes started by hand (node ranks 0 and 1, one process each, gloo), as SLURM starts them:
+    the same map as 2 processes on one node (which Lightning starts by re-launching train.py), one
+    run folder, written by the first process."""
     import json
+    import os
     import subprocess
     import sys
 
+    import numpy as np
+
     from tests.conftest import REPO, TINY
 
-    cmd = [
-        sys.executable, "train.py", *TINY, "trainer=ddp", "trainer.devices=2", "dataset.source.n_images=128",
-        "schedule.epochs=[1,1,1]", f"hydra.run.dir={tmp_path}",
-    ]  # fmt: skip
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "entering stage3-2d" in done.stdout + done.stderr
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    common = [
+        sys.executable,
+        "train.py",
+        *TINY,
+        "trainer=ddp",
+        "dataset.source.n_images=128",
+        "schedule.epochs=[1,1,1]",
+    ]
+    one_node = subprocess.run(
+        [*common, "trainer.devices=2", f"run_dir={tmp_path / 'one'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert one_node.returncode == 0, one_node.stderr[-3000:]
+    assert "entering stage3-2d" in one_node.stdout + one_node.stderr  # Lightning re-launched train.py
+    metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert metrics["n_images"] == 128 and "knn_accuracy" in metrics
-    assert (tmp_path / "embedding.npz").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "one" / "checkpoints" / "last.ckpt").is_file()
+    port = str(free_port())
+    nodes = [
+        subprocess.Popen(
+            [*common, "trainer.devices=1", "trainer.num_nodes=2", f"run_dir={tmp_path / 'two'}"],
+            cwd=REPO,
+            env={**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "NODE_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert "run folder:" in outputs[0] and "run folder:" not in outputs[1]  # node 1 trains, node 0 reports
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
+    assert (tmp_path / "two" / "config.yaml").is_file() and (tmp_path / "two" / ".hydra").is_dir()
+    maps = [np.load(tmp_path / name / "embedding.npz")["embedding"] for name in ("one", "two")]
+    np.testing.assert_allclose(maps[0], maps[1], rtol=1e-5, atol=1e-5)
+
+
+def test_several_nodes_need_one_shared_run_folder():
+    from medviz.errors import ConfigError
+    from medviz.training.config_checks import check_config
+    from tests.conftest import compose_config
+
+    with pytest.raises(ConfigError, match=r"trainer.num_nodes=2: every node must write into one run folder"):
+        check_config(compose_config(["trainer=ddp", "trainer.num_nodes=2"]))

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from medviz.data.memory import ram_budget
 from medviz.errors import ConfigError
+from medviz.training.sweep import in_multirun
 
 
 def _is_int(value: object) -> bool:
@@ -100,6 +101,13 @@ def check_config(cfg: DictConfig) -> None:
         present, value = _lookup(cfg, key)
         if present and not test(value):
             raise ConfigError(f"{key} must be {expected}, got {value!r} ({type(value).__name__}); e.g. {example}")
+    nodes = cfg.get("trainer", {}).get("num_nodes", 1)
+    # A sweep's job folder is the sweep's (one for all the job's processes); a single run's is its run_dir.
+    if _is_int(nodes) and nodes > 1 and not cfg.get("run_dir") and not in_multirun():
+        raise ConfigError(
+            f"trainer.num_nodes={nodes}: every node must write into one run folder, so set "
+            "run_dir=<a folder on the file system the nodes share> (docs/sweeps-and-wandb.md, 'Several machines')"
+        )
     schedule = cfg.get("schedule")
     if schedule is not None and "epochs" in schedule:
         epochs = schedule.epochs

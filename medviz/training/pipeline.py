@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from medviz.data.datamodule import ArrayDataModule
@@ -37,7 +36,7 @@ from medviz.training.outputs import (
     write_metrics,
 )
 from medviz.training.resume import prepare_resume, resume_folder
-from medviz.training.run_folder import holds_a_run
+from medviz.training.run_folder import first_process, holds_a_run
 from medviz.training.runtime import loader_workers, peak_memory
 from medviz.training.sweep import in_multirun
 from medviz.training.tracking import (
@@ -87,8 +86,9 @@ def train(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    (run_dir / ("config-resumed.yaml" if resumed else "config.yaml")).write_text(OmegaConf.to_yaml(resolved))
-    if resumed and not (run_dir / "config.yaml").is_file():  # the folder's identity for the map tools
+    if first_process():  # one writer: under DDP every process, on every node, shares the folder
+        (run_dir / ("config-resumed.yaml" if resumed else "config.yaml")).write_text(OmegaConf.to_yaml(resolved))
+    if first_process() and resumed and not (run_dir / "config.yaml").is_file():  # the folder's identity
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(resolved))
         log.warning(f"{run_dir / 'config.yaml'} was missing: restored from this command's settings")
     L.seed_everything(cfg.seed, workers=True)
@@ -118,8 +118,9 @@ def own_run_folder(run_dir: str | None, resuming: bool) -> Path:
             "set hydra.sweep.dir=<folder> instead"
         )
     folder = Path(run_dir) if run_dir else Path(HydraConfig.get().runtime.output_dir)
-    # DDP's other processes start after process 0 wrote its config: they join the same run.
-    if holds_a_run(folder) and not resuming and rank_zero_only.rank == 0:
+    # DDP's other processes (on this node or others) may start after process 0 wrote its config:
+    # they join the same run.
+    if holds_a_run(folder) and not resuming and first_process():
         raise ConfigError(
             f"{folder} already holds a run (its config, checkpoints or results); nothing was changed. "
             f"Continue it with resume={folder}, or choose a new folder (leave run_dir unset for a fresh one)"

@@ -96,13 +96,33 @@ def sweep_folder(parent: str) -> str:
     return str(_created[key])
 
 
+def first_process() -> bool:
+    """Whether this process is the run's first (global rank 0), as its launcher says before
+    Lightning starts: ``RANK`` (torchrun), ``SLURM_PROCID`` (SLURM), else ``NODE_RANK`` and
+    ``LOCAL_RANK`` (nodes started by hand, and the processes Lightning starts on a node)."""
+    for name in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if name in os.environ:
+            return int(os.environ[name]) == 0
+    node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0")))
+    return node == 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+def hydra_subdir() -> str | None:
+    """Resolver ``medviz_hydra_subdir``: Hydra's record of the run (``.hydra/``) from the first process
+    only; on other nodes of a multi-node run, which share the run folder, nothing."""
+    return ".hydra" if first_process() else None
+
+
 def register_resolvers() -> None:
-    """Make ``${medviz_run_folder:...}`` and ``${medviz_sweep_folder:...}`` known (``conf/train.yaml``)."""
+    """Make ``${medviz_run_folder:...}``, ``${medviz_sweep_folder:...}`` and ``${medviz_hydra_subdir:}``
+    known (``conf/train.yaml``)."""
     # use_cache: the cache travels with the config to a sweep's jobs (also to other processes), so
     # every job of a sweep sees the one folder that was created.
     for name, resolver in (("medviz_run_folder", run_folder), ("medviz_sweep_folder", sweep_folder)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver, use_cache=True)
+    if not OmegaConf.has_resolver("medviz_hydra_subdir"):
+        OmegaConf.register_new_resolver("medviz_hydra_subdir", hydra_subdir)
 
 
 def folder_order(name: str, run_name: str | None = None) -> tuple[str, int] | None:
