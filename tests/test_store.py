@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medviz.data.arrays import ImageArrays
 from medviz.data.folder import folder_items, folder_store, ingest_folder, load_folder, scan_folder
 from medviz.data.images_io import read_resized
 from medviz.data.memory import physical_memory, ram_budget
@@ -243,3 +244,16 @@ def test_a_folder_inside_a_hidden_folder_is_read_and_hidden_entries_below_it_are
     write_pngs(root / "a" / ".thumbnails", 2)  # hidden below the dataset: not images of it
     data = load_folder(str(root), size=8)
     assert len(data) == 6 and not any(".thumbnails" in str(f) for f in data.files)
+
+
+def test_channel_statistics_of_a_large_sample_come_in_blocks_with_the_same_values(tmp_path, monkeypatch):
+    import medviz.data.arrays as arrays
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "counts.npy"
+    np.save(path, rng.integers(0, 4000, (300, 16, 16, 2)).astype(np.uint16))
+    data = ImageArrays(np.load(path, mmap_mode="r"), np.zeros(300, np.int64), ("a",), "counts")
+    whole = data.channel_stats()
+    monkeypatch.setattr(arrays, "STATS_IN_ONE_PASS", 1000)  # too large for one pass ...
+    monkeypatch.setattr(arrays, "STATS_BLOCK", 16 * 16 * 2 * 8 * 7)  # ... so in blocks of 7 images
+    np.testing.assert_allclose(data.channel_stats(), whole, rtol=1e-6)

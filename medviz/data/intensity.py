@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medviz.data.row_reader import gather
 from medviz.errors import ConfigError
 
 log = logging.getLogger("medviz")
@@ -29,6 +30,8 @@ log = logging.getLogger("medviz")
 MODES = ("auto", "dataset", "image", "fixed")
 #: Percentiles are computed on at most this many images, evenly spaced through the dataset.
 PERCENTILE_SAMPLE = 20_000
+#: ... and at most this many pixels per channel (the sort behind a percentile copies them).
+PERCENTILE_PIXELS = 20_000 * 32 * 32
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,10 @@ def sample_rows(n: int, limit: int = PERCENTILE_SAMPLE) -> np.ndarray:
 def dataset_percentiles(images: np.ndarray, percentiles: tuple[float, float]) -> Intensity:
     """Per-channel low/high percentiles of ``images`` (N, H, W, C) (of a sample when N is large)."""
     lo_p, hi_p = percentiles
-    rows = sample_rows(len(images))
-    sample = np.asarray(images[rows])
+    # At most PERCENTILE_PIXELS pixels per channel: 20,000 images of 32 px, fewer of larger ones.
+    limit = max(1, min(PERCENTILE_SAMPLE, PERCENTILE_PIXELS // int(np.prod(images.shape[1:3]))))
+    rows = sample_rows(len(images), limit)
+    sample = gather(images, rows)
     channels = sample.shape[-1]
     flat = sample.reshape(-1, channels)
     low = np.percentile(flat, lo_p, axis=0)
