@@ -111,7 +111,8 @@ def test_adding_removing_and_changing_files_reads_only_those(tmp_path):
     assert ingest(store, items_of(root), again, "imgs", workers=1).added == 0 and again.calls == 0
 
 
-def test_worker_processes_build_the_same_store_and_relay_their_log_lines(tmp_path, caplog):
+def test_worker_processes_build_the_same_store_and_relay_their_log_lines(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr("medviz.store.workers.PARALLEL_FROM", 64)  # workers for a small folder too
     root = write_pngs(tmp_path / "imgs", 300, size=8)
     Image.fromarray(rng_images(1, 8, seed=5, channels=4)[0]).save(root / "a" / "zz_alpha.png")  # RGBA
     reader = partial(read_resized, size=8)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (key TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, row INTEGER NOT NULL);
@@ -26,8 +26,7 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # a tuple: a store lists hundreds of thousands
     """One indexed item: its key, the size and mtime it was read with, and its row (-1: unreadable)."""
 
     key: str
@@ -69,7 +68,7 @@ class StoreIndex:
     def entries(self) -> dict[str, Entry]:
         """Every indexed item by key."""
         cursor = self.db.execute("SELECT key, size, mtime_ns, row FROM items")
-        return {key: Entry(key, size, mtime, row) for key, size, mtime, row in cursor}
+        return {row[0]: Entry._make(row) for row in cursor}
 
     def keys_in_row_order(self) -> list[str]:
         """The keys of the readable items, in the order of their rows (the dataset's order)."""

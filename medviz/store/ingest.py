@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,8 +29,7 @@ from medviz.store.workers import decoded_batches
 log = logging.getLogger("medviz")
 
 
-@dataclass(frozen=True)
-class SourceItem:
+class SourceItem(NamedTuple):  # a tuple: a source lists hundreds of thousands
     """One image of a source: its key in the store, the size and mtime that identify its version,
     and what the reader needs to decode it (a path, or one path per channel)."""
 

@@ -24,6 +24,9 @@ from PIL import UnidentifiedImageError
 #: Errors that make one file unreadable (it is skipped and reported); anything else stops the ingest.
 UNREADABLE = (OSError, UnidentifiedImageError, ValueError)
 
+#: Fewer new items than this are decoded in the calling process.
+PARALLEL_FROM = 4096
+
 Decoded = tuple[np.ndarray | None, str | None]  # the image, or None and why it could not be read
 
 
@@ -59,10 +62,11 @@ def decoded_batches(
     """Decoded batches of ``payloads``, in order; in ``workers`` processes when that pays.
 
     At most two batches per worker are in flight, so memory stays bounded whatever the number
-    of items. With one worker, or too few items to share, everything is read in this process.
+    of items. With one worker, or fewer than ``PARALLEL_FROM`` items (starting the workers costs
+    about as much as decoding a few thousand small images here), everything is read in this process.
     """
     batches = [payloads[start : start + batch] for start in range(0, len(payloads), batch)]
-    if workers <= 1 or len(batches) < 2 * workers:
+    if workers <= 1 or len(payloads) < PARALLEL_FROM:
         for chunk in batches:
             yield read_batch(reader, chunk)
         return
