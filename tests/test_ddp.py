@@ -113,3 +113,35 @@ def test_several_nodes_need_one_shared_run_folder():
 
     with pytest.raises(ConfigError, match=r"trainer.num_nodes=2: every node must write into one run folder"):
         check_config(compose_config(["trainer=ddp", "trainer.num_nodes=2"]))
+
+
+def test_two_nodes_take_one_step_with_the_loss_and_gradients_of_one_process(tmp_path):
+    """Node ranks 0 and 1 started apart (gloo, one process each, Lightning's num_nodes=2) on one global batch."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.two_node_worker", str(tmp_path)],
+            cwd=REPO,
+            env={**env, "NODE_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    loss, grads = single_process("tsimcne")
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert (result["node"], result["world"]) == (rank, 2)
+        assert result["loss"].item() == pytest.approx(loss.item(), rel=1e-5)  # over the gathered global batch
+        assert result["grads"].keys() == grads.keys()
+        for name, grad in grads.items():
+            assert torch.allclose(result["grads"][name], grad, rtol=1e-4, atol=1e-6), name
