@@ -15,6 +15,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_two_nodes(command: list[str]) -> list[str]:
+    """``command`` started twice from the repository, as nodes 0 and 1 of one run (NODE_RANK, as a
+    cluster launcher sets it); both must succeed. Returns each node's output."""
+    import os
+    import subprocess
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+    nodes = [
+        subprocess.Popen(
+            command,
+            cwd=REPO,
+            env={**env, "NODE_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    return outputs
+
+
 def single_process(method: str):
     module = ddp_worker.build(method)
     view_a, view_b = ddp_worker.global_views()
@@ -57,7 +82,6 @@ def test_two_nodes_train_the_same_run_as_two_processes_on_one_node_and_write_it_
     the same map as 2 processes on one node (which Lightning starts by re-launching train.py), one
     run folder, written by the first process."""
     import json
-    import os
     import subprocess
     import sys
 
@@ -85,20 +109,7 @@ def test_two_nodes_train_the_same_run_as_two_processes_on_one_node_and_write_it_
     metrics = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert metrics["n_images"] == 128 and "knn_accuracy" in metrics
     assert (tmp_path / "one" / "checkpoints" / "last.ckpt").is_file()
-    port = str(free_port())
-    nodes = [
-        subprocess.Popen(
-            [*common, "trainer.devices=1", "trainer.num_nodes=2", f"run_dir={tmp_path / 'two'}"],
-            cwd=REPO,
-            env={**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "NODE_RANK": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
-    outputs = [node.communicate(timeout=600)[0] for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    outputs = run_two_nodes([*common, "trainer.devices=1", "trainer.num_nodes=2", f"run_dir={tmp_path / 'two'}"])
     assert "run folder:" in outputs[0] and "run folder:" not in outputs[1]  # node 1 trains, node 0 reports
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
     assert (tmp_path / "two" / "config.yaml").is_file() and (tmp_path / "two" / ".hydra").is_dir()
@@ -117,26 +128,9 @@ def test_several_nodes_need_one_shared_run_folder():
 
 def test_two_nodes_take_one_step_with_the_loss_and_gradients_of_one_process(tmp_path):
     """Node ranks 0 and 1 started apart (gloo, one process each, Lightning's num_nodes=2) on one global batch."""
-    import os
-    import subprocess
     import sys
 
-    from tests.conftest import REPO
-
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    nodes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.two_node_worker", str(tmp_path)],
-            cwd=REPO,
-            env={**env, "NODE_RANK": str(rank)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
-    outputs = [node.communicate(timeout=300)[0] for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    run_two_nodes([sys.executable, "-m", "tests.two_node_worker", str(tmp_path)])
     loss, grads = single_process("tsimcne")
     for rank in (0, 1):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)

@@ -70,6 +70,10 @@ class StoreIndex:
         cursor = self.db.execute("SELECT key, size, mtime_ns, row FROM items")
         return {row[0]: Entry._make(row) for row in cursor}
 
+    def unreadable_keys(self) -> list[str]:
+        """The keys of the items that could not be read, sorted."""
+        return [key for (key,) in self.db.execute("SELECT key FROM items WHERE row < 0 ORDER BY key")]
+
     def keys_in_row_order(self) -> list[str]:
         """The keys of the readable items, in the order of their rows (the dataset's order)."""
         return [key for (key,) in self.db.execute("SELECT key FROM items WHERE row >= 0 ORDER BY row")]

@@ -38,7 +38,7 @@ def open_store(store_dir: Path) -> StoredImages:
     with StoreIndex(store_dir / "index.sqlite") as index:
         rows = index.rows
         keys = index.keys_in_row_order()
-        unreadable = sorted(key for key, entry in index.entries().items() if entry.row < 0)
+        unreadable = index.unreadable_keys()
         generation = index.generation
         file, shape, dtype = index.meta("file"), index.meta("shape"), index.meta("dtype")
     if rows == 0:
