@@ -31,6 +31,7 @@ def _ingest(args: argparse.Namespace) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from medviz.instantiate import build
+    from medviz.store.ingest import recorded_ingests
 
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -42,11 +43,13 @@ def _ingest(args: argparse.Namespace) -> None:
     node = cfg.dataset.get("ingest")
     if node is None:
         raise ConfigError(
-            f"dataset={cfg.dataset.name} keeps its own cache and is read when a run starts; medviz ingest builds "
-            "the stores of dataset=folder and dataset=leukemia"
+            f"dataset={cfg.dataset.name} is made when a run starts and has no store; medviz ingest builds the "
+            "stores of datasets read from files (folder, arrays, leukemia, medmnist, pcam, cifar10)"
         )
-    store, report = build(node, "dataset.ingest")
-    print(f"store {store}: {report}")
+    with recorded_ingests() as reports:
+        build(node, "dataset.ingest")
+    for report in reports:
+        print(f"store {report.store}: {report}")
 
 
 def config_dir() -> Path:

@@ -138,7 +138,7 @@ def test_pcam_six_h5_files_to_memmap(tmp_path):
     data = load_pcam(str(tmp_path / "pcam"), chunk=4)
     assert isinstance(data.images, np.memmap) and data.images.shape == (12, 96, 96, 3)
     assert list(data.split) == ["train"] * 6 + ["valid"] * 3 + ["test"] * 3
-    assert set(data.labels) == {0, 1} and data.border_rgb.shape == (3,)
+    assert set(data.labels) == {0, 1} and data.border_colour().shape == (3,)
     module = ArrayDataModule(data, batch_size=4)
     assert isinstance(module.dataset, MemmapImages)
     images, index = module.dataset.__getitems__([7, 2, 9])

@@ -181,7 +181,7 @@ def test_medviz_ingest_builds_and_updates_the_store_a_run_then_uses(tmp_path):
 
 def test_medviz_ingest_says_what_it_cannot_do(tmp_path):
     other = medviz("ingest", "dataset=synthblood")
-    assert other.returncode == 1 and "dataset=synthblood keeps its own cache" in other.stderr
+    assert other.returncode == 1 and "dataset=synthblood is made when a run starts and has no store" in other.stderr
     wrong = medviz("ingest", "dataset=nope")
     assert (
         wrong.returncode == 1

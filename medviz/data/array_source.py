@@ -4,7 +4,8 @@ An ``.npz`` holds ``images`` -- (N, H, W, C), (N, C, H, W) or (N, H, W), any of 
 float (other integer types are converted where no value changes, :func:`medviz.data.dtypes.as_stored`)
 -- and optionally ``labels`` (N,) (integers, or strings that become class names), ``class_names``
 and ``channel_names``. A ``.npy`` holds the images alone (an unlabelled map). Images are resized
-to ``resize`` when it is set and differs; their values are never rescaled.
+to ``resize`` when it is set and differs; their values are never rescaled. They are kept in the
+array's store (block by block: a file larger than memory is never loaded whole).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from medviz.data.array_store import ArrayPart, array_store_dir, file_version, store_arrays
 from medviz.data.arrays import ImageArrays
-from medviz.data.dtypes import as_stored
+from medviz.data.dtypes import ValueRange, stored_conversion, value_range
 from medviz.data.errors import DataError
 from medviz.data.images_io import resize as resize_image
+from medviz.data.npy_stream import NpyArray, NpyBlocks, npy_array, npz_arrays
 
 log = logging.getLogger("medviz")
 
@@ -26,26 +29,36 @@ LAYOUTS = ("auto", "NHWC", "NCHW")
 MAX_CHANNELS = 16
 
 
-def to_nhwc(images: np.ndarray, source: str, layout: str = "auto") -> np.ndarray:
-    """Images in any of the accepted layouts -> (N, H, W, C)."""
+def layout_of(shape: tuple[int, ...], source: str, layout: str = "auto") -> str:
+    """Which of NHW (no channel axis), NHWC or NCHW images of ``shape`` are in."""
     if layout not in LAYOUTS:
         raise DataError(f"dataset.layout={layout} is not known; choose one of: {', '.join(LAYOUTS)}")
-    if images.ndim == 3:
-        return images[..., None]
-    if images.ndim != 4:
-        raise DataError(f"{source}: images must be (N, H, W, C), (N, C, H, W) or (N, H, W); got shape {images.shape}")
-    if layout == "NHWC":
-        return images
-    if layout == "NCHW":
-        return images.transpose(0, 2, 3, 1)
-    _, a, b, c = images.shape
+    if len(shape) == 3:
+        return "NHW"
+    if len(shape) != 4:
+        raise DataError(f"{source}: images must be (N, H, W, C), (N, C, H, W) or (N, H, W); got shape {shape}")
+    if layout != "auto":
+        return layout
+    _, a, b, c = shape
     # Square images (the usual crops): the axis that differs from the two equal ones holds the channels.
     if (a == b != c and c <= MAX_CHANNELS) or (c <= MAX_CHANNELS < min(a, b)):
-        return images
+        return "NHWC"
     if (b == c != a and a <= MAX_CHANNELS) or (a <= MAX_CHANNELS < min(b, c)):
-        log.info(f"{source}: images {images.shape} read as (N, C, H, W) with {a} channels")
-        return images.transpose(0, 2, 3, 1)
-    raise DataError(f"{source}: cannot tell the channel axis of images {images.shape}; set dataset.layout=NHWC or NCHW")
+        log.info(f"{source}: images {shape} read as (N, C, H, W) with {a} channels")
+        return "NCHW"
+    raise DataError(f"{source}: cannot tell the channel axis of images {shape}; set dataset.layout=NHWC or NCHW")
+
+
+def in_nhwc(images: np.ndarray, layout: str) -> np.ndarray:
+    """Images in ``layout`` (from :func:`layout_of`) -> (N, H, W, C)."""
+    if layout == "NHW":
+        return images[..., None]
+    return images.transpose(0, 2, 3, 1) if layout == "NCHW" else images
+
+
+def to_nhwc(images: np.ndarray, source: str, layout: str = "auto") -> np.ndarray:
+    """Images in any of the accepted layouts -> (N, H, W, C)."""
+    return in_nhwc(images, layout_of(images.shape, source, layout))
 
 
 def _labels(archive, n: int, source: str) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -70,33 +83,62 @@ def _labels(archive, n: int, source: str) -> tuple[np.ndarray, tuple[str, ...]]:
     return labels, names
 
 
-def load_arrays(path: str, resize: int | None = None, layout: str = "auto") -> ImageArrays:
-    """Load ``path`` (.npz with ``images`` [+ ``labels`` ...], or .npy of images)."""
+def load_arrays(
+    path: str, resize: int | None = None, layout: str = "auto", cache_dir: str | None = None
+) -> ImageArrays:
+    """Load ``path`` (.npz with ``images`` [+ ``labels`` ...], or .npy of images) through its store.
+
+    The images are copied block by block into the store the first time (and when the file changes),
+    so an array larger than memory is never loaded whole; ``cache_dir`` is where the store goes
+    (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
+    """
     file = Path(path).expanduser()
     if not file.is_file():
         raise DataError(f"array file {file} does not exist; set dataset.path to an .npz or .npy file")
     if file.suffix == ".npy":
-        images, archive = np.load(file, allow_pickle=False), {}
+        images, archive = npy_array(file), {}
     elif file.suffix == ".npz":
-        with np.load(file, allow_pickle=False) as npz:
-            if "images" not in npz.files:
-                raise DataError(f"{file} has no 'images' array (it has {', '.join(npz.files)})")
-            archive = {key: npz[key] for key in npz.files}
-        images = archive["images"]
+        arrays = npz_arrays(file)
+        if "images" not in arrays:
+            raise DataError(f"{file} has no 'images' array (it has {', '.join(arrays)})")
+        images = arrays["images"]
+        with np.load(file, allow_pickle=False) as npz:  # everything but the images: small
+            archive = {key: npz[key] for key in arrays if key != "images"}
     else:
         raise DataError(f"dataset=arrays reads .npz or .npy files, not {file.name}")
-    images = as_stored(to_nhwc(images, str(file), layout), str(file))
-    if len(images) == 0:
+    if images.shape[:1] == (0,):
         raise DataError(f"{file}: 'images' is empty")
-    labels, names = _labels(archive, len(images), str(file))
-    if resize and images.shape[1:3] != (resize, resize):
-        log.info(f"{file}: resizing {len(images)} images from {images.shape[1]}x{images.shape[2]} to {resize}x{resize}")
-        images = np.stack([resize_image(image, resize) for image in images])
+    axes = layout_of(images.shape, str(file), layout)
+    labels, names = _labels(archive, images.shape[0], str(file))
+    height, width = (images.shape[1], images.shape[2]) if axes != "NCHW" else (images.shape[2], images.shape[3])
+    target = resize if resize and (height, width) != (resize, resize) else None
+    if target:
+        log.info(f"{file}: resizing {images.shape[0]} images from {height}x{width} to {target}x{target}")
+    store = array_store_dir("arrays", file.stem, cache_dir, file=str(file.resolve()), resize=target, layout=axes)
+    part = ArrayPart("images", images.shape[0], images.row_bytes, file_version(file))
+    convert = None  # decided on the first block read, over the whole array
+    with NpyBlocks() as blocks:
+
+        def read_block(payload: tuple[int, int, int]) -> np.ndarray:
+            nonlocal convert
+            if convert is None:
+                convert = stored_conversion(images.dtype, str(file), lambda: _value_range(images), once=False)
+            _, start, stop = payload
+            block = convert(in_nhwc(blocks.rows(images, start, stop), axes))
+            return np.stack([resize_image(image, target) for image in block]) if target else block
+
+        stored, source_rows, generation = store_arrays(store, [part], read_block, str(file))
     channel_names = tuple(str(n) for n in archive["channel_names"]) if "channel_names" in archive else None
     return ImageArrays(
-        images=np.ascontiguousarray(images),
-        labels=labels,
+        images=stored,
+        labels=labels[source_rows],
         class_names=names,
         name=file.stem,
         channel_names=channel_names,
+        cache_file=store / f"generation-{generation}",
     )
+
+
+def _value_range(images: NpyArray) -> ValueRange:
+    with NpyBlocks() as blocks:
+        return value_range(blocks.all_rows(images))

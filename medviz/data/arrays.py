@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from medviz.data.cache import cache_key
 from medviz.data.display import channel_legend, display_rgb
 from medviz.data.intensity import Intensity, byte_range, dataset_percentiles
+from medviz.data.kept import kept_beside
 from medviz.data.row_reader import blocks, gather
 
 #: Channel statistics of a sample up to this size (as float64 bytes) are computed in one pass.
@@ -131,14 +133,19 @@ class ImageArrays:
         """
         if self.border_rgb is None:
             scale = self.scale()
-            if scale.is_byte_range():
-                self.border_rgb = border_colour(self.images)
-            else:
-                mean = BorderMean(self.channels, full_scale=1.0)
-                for block in blocks(self.images, 1024):  # to_unit copies whole images: small blocks
-                    mean.add(scale.to_unit(block, np.float64))
-                self.border_rgb = mean.value()
+            name = f"border-{cache_key(**asdict(scale))}"
+            self.border_rgb = np.asarray(
+                kept_beside(self.cache_file, name, lambda: {"rgb": self._border(scale)})["rgb"]
+            )
         return np.asarray(self.border_rgb, dtype=np.float32)
+
+    def _border(self, scale: Intensity) -> list[float]:
+        if scale.is_byte_range():
+            return border_colour(self.images).tolist()
+        mean = BorderMean(self.channels, full_scale=1.0)
+        for block in blocks(self.images, 1024):  # to_unit copies whole images: small blocks
+            mean.add(scale.to_unit(block, np.float64))
+        return mean.value().tolist()
 
     def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel mean and std of the pixels in [0, 1], each float (C,), for Normalize.

@@ -8,7 +8,6 @@ fluorescence folder, an ``.npz`` of arrays and the built-in ``synthcells`` behav
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -16,6 +15,7 @@ from dataclasses import replace
 from medviz.data.arrays import ImageArrays
 from medviz.data.display import colour_table
 from medviz.data.intensity import Intensity, choose_intensity
+from medviz.data.kept import kept_beside
 from medviz.errors import ConfigError
 
 log = logging.getLogger("medviz")
@@ -61,17 +61,10 @@ def cached_intensity(data: ImageArrays, normalise: str, percentiles: tuple, inte
     if not wants_percentiles or data.cache_file is None:
         return choose_intensity(data.images, normalise, percentiles, intensity_range)
     low_p, high_p = (float(p) for p in percentiles)
-    side = data.cache_file.with_name(f"{data.cache_file.name}.intensity-{low_p:g}-{high_p:g}.json")
-    try:
-        saved = json.loads(side.read_text())
-        return Intensity("dataset", tuple(saved["low"]), tuple(saved["high"]), (low_p, high_p))
-    except (OSError, ValueError, KeyError):
-        pass  # not computed yet (or unreadable): compute and keep it
-    intensity = choose_intensity(data.images, "dataset", percentiles, intensity_range)
-    tmp = side.with_name(side.name + ".partial")
-    try:
-        tmp.write_text(json.dumps({"low": list(intensity.low), "high": list(intensity.high)}))
-        tmp.replace(side)
-    except OSError as err:  # a read-only cache still trains; the percentiles are computed again next time
-        log.warning(f"could not keep the intensity percentiles beside {data.cache_file}: {err}")
-    return intensity
+
+    def compute() -> dict:
+        found = choose_intensity(data.images, "dataset", percentiles, intensity_range)
+        return {"low": list(found.low), "high": list(found.high)}
+
+    saved = kept_beside(data.cache_file, f"intensity-{low_p:g}-{high_p:g}", compute)
+    return Intensity("dataset", tuple(saved["low"]), tuple(saved["high"]), (low_p, high_p))

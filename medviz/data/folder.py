@@ -85,9 +85,9 @@ def scan_folder(root: Path) -> tuple[list[FoundFile], list[str] | None]:
     return loose, None
 
 
-#: Bumped when reading changes what a store holds (2: channels and bit depth kept; 3: the store), so
-#: older stores are not trusted.
-READER_VERSION = 3
+#: Bumped when reading changes what a store holds (2: channels and bit depth kept; 3: the store; 4: its
+#: index counts rows per item), so older stores are not trusted.
+READER_VERSION = 4
 
 
 def folder_items(root: Path, items: Sequence[FoundFile | Path | tuple[Path, ...]]) -> list[SourceItem]:

@@ -4,19 +4,24 @@ Files: ``<root>/<flag>.npz`` (28 px) or ``<root>/<flag>_<size>.npz``, keys
 ``{train,val,test}_{images,labels}``, images uint8 (N, S, S, 3) or (N, S, S) for grayscale
 flags, labels uint8 (N, 1). All official splits are concatenated in the fixed order
 train, val, test (paper §4: training sees all images); ``split`` keeps each image's origin.
+The images are copied block by block into the dataset's store (memory-mapped; a file of any size
+is never loaded whole) the first time, and whenever the file changes.
 """
 
 from __future__ import annotations
 
 import os
 import zipfile
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
+from medviz.data.array_store import ArrayPart, array_store_dir, file_version, store_arrays
 from medviz.data.arrays import ImageArrays
-from medviz.data.dtypes import as_uint8
+from medviz.data.dtypes import ValueRange, uint8_conversion, value_range
 from medviz.data.errors import DataError
+from medviz.data.npy_stream import NpyArray, NpyBlocks, npz_arrays
 
 SPLITS = ("train", "val", "test")
 SIZES = (28, 64, 128, 224)
@@ -60,38 +65,65 @@ def _download(flag: str, size: int, root: Path) -> None:
         ) from None
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Images uint8 (N, S, S, 3), labels (N,), split tags (N,) from one MedMNIST npz."""
+def _check_npz(path: Path) -> tuple[list[NpyArray], np.ndarray, np.ndarray]:
+    """The three image arrays (from their headers), labels (N,) and split tags (N,) of a MedMNIST npz."""
+    arrays = npz_arrays(path)
+    missing = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in arrays]
+    if missing:
+        raise DataError(
+            f"{path} is not a MedMNIST file: keys {sorted(arrays)} lack {missing}. Download the original file again."
+        )
+    images = [arrays[f"{s}_images"] for s in SPLITS]
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in npz.files]
-            if missing:
-                raise DataError(
-                    f"{path} is not a MedMNIST file: keys {sorted(npz.files)} lack {missing}. "
-                    "Download the original file again."
-                )
-            images = [npz[f"{s}_images"] for s in SPLITS]
             labels = [npz[f"{s}_labels"] for s in SPLITS]
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
         raise DataError(f"{path} is truncated or not an npz file ({err}). Delete it and download it again.") from None
     for split_name, x, y in zip(SPLITS, images, labels, strict=True):
-        if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[-1] != 3):
+        if len(x.shape) not in (3, 4) or (len(x.shape) == 4 and x.shape[-1] != 3):
             raise DataError(
                 f"{path}: {split_name}_images has shape {x.shape}; expected RGB (N, S, S, 3) or grayscale (N, S, S) "
                 "as MedMNIST files hold. Save the images with 3 channels or 1; medviz drops no channel silently"
             )
-        if y.ndim == 0 or len(y) != len(x):
+        if y.ndim == 0 or len(y) != x.shape[0]:
             raise DataError(
-                f"{path}: {split_name}_images has {len(x)} images but {split_name}_labels has shape {y.shape}; "
-                f"expected one label row per image, shape ({len(x)}, 1). Download the file again."
+                f"{path}: {split_name}_images has {x.shape[0]} images but {split_name}_labels has shape {y.shape}; "
+                f"expected one label row per image, shape ({x.shape[0]}, 1). Download the file again."
             )
-    split = np.concatenate([np.full(len(x), s) for s, x in zip(SPLITS, images, strict=True)])
-    images = as_uint8(np.concatenate(images), f"{path} ({', '.join(f'{s}_images' for s in SPLITS)})")
-    if images.ndim == 3:  # grayscale flags: (N, S, S) -> RGB
-        images = np.repeat(images[..., None], 3, axis=-1)
+    if len({(x.shape[1:], x.dtype) for x in images}) != 1:
+        raise DataError(f"{path}: the splits' images differ in shape or dtype ({[x.shape for x in images]})")
+    split = np.concatenate([np.full(x.shape[0], s) for s, x in zip(SPLITS, images, strict=True)])
     # Multi-label flags (ChestMNIST: (N, 14)) are coloured by their first label.
-    labels = np.concatenate([y.reshape(len(y), -1)[:, 0] for y in labels])
-    return np.ascontiguousarray(images), labels.astype(np.int64), split
+    labels = np.concatenate([y.reshape(len(y), -1)[:, 0] for y in labels]).astype(np.int64)
+    return images, labels, split
+
+
+def _stored_images(path: Path, flag: str, size: int, cache_dir: str | None) -> tuple[np.ndarray, np.ndarray, Path]:
+    """The npz's images in its store (uint8 RGB (N, S, S, 3), memory-mapped), their source rows, and
+    the store's generation (its statistics are kept beside it)."""
+    arrays, _, _ = _check_npz(path)
+    parts = [ArrayPart(a.member, a.shape[0], a.row_bytes, file_version(path)) for a in arrays]
+    source = f"{path} ({', '.join(f'{s}_images' for s in SPLITS)})"
+    store = array_store_dir("medmnist", flag, cache_dir, file=str(path.resolve()), size=size)
+    to_uint8 = None  # decided on the first block read, over the whole file (nothing is read when the store is current)
+    with NpyBlocks() as blocks:
+
+        def read_block(payload: tuple[int, int, int]) -> np.ndarray:
+            nonlocal to_uint8
+            if to_uint8 is None:
+                to_uint8 = uint8_conversion(arrays[0].dtype, source, lambda: _value_range(arrays))
+            part, start, stop = payload
+            images = to_uint8(blocks.rows(arrays[part], start, stop))
+            return np.repeat(images[..., None], 3, axis=-1) if images.ndim == 3 else images  # grayscale -> RGB
+
+        images, source_rows, generation = store_arrays(store, parts, read_block, str(path))
+    return images, source_rows, store / f"generation-{generation}"
+
+
+def _value_range(arrays: list[NpyArray]) -> ValueRange:
+    """The values' range over every array, read in blocks (for a dtype other than uint8)."""
+    with NpyBlocks() as blocks:
+        return value_range(chain.from_iterable(blocks.all_rows(array) for array in arrays))
 
 
 def load_medmnist(
@@ -100,6 +132,7 @@ def load_medmnist(
     root: str | None = None,
     download: bool = False,
     binary: bool = False,
+    cache_dir: str | None = None,
 ) -> ImageArrays:
     """Load all splits of a 2-D MedMNIST dataset.
 
@@ -109,6 +142,7 @@ def load_medmnist(
         root: folder with the npz files (default: ``$MEDVIZ_DATA`` or ``~/.medmnist``).
         download: fetch the file through medmnist when it is missing.
         binary: DermaMNIST only: melanocytic nevi vs other (the paper's 2 classes).
+        cache_dir: where the store goes (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
     """
     info = _info(flag)
     if size not in SIZES:
@@ -122,11 +156,13 @@ def load_medmnist(
                 "set dataset.root=<folder> or MEDVIZ_DATA, or pass dataset.source.download=true."
             )
         _download(flag, size, folder)
-    images, labels, split = _read_npz(path)
+    _, labels, split = _check_npz(path)
+    images, source_rows, generation = _stored_images(path, flag, size, cache_dir)
+    labels, split = labels[source_rows], split[source_rows]
     names = tuple(info["label"][str(i)] for i in range(len(info["label"])))
     if binary:
         if flag != "dermamnist":
             raise DataError("binary=true is DermaMNIST's 2-class variant (nevi vs other); other flags keep all classes")
         labels = (labels != DERMA_NEVI).astype(np.int64)
         names = (names[DERMA_NEVI], "other")
-    return ImageArrays(images=images, labels=labels, class_names=names, name=flag, split=split)
+    return ImageArrays(images=images, labels=labels, class_names=names, name=flag, split=split, cache_file=generation)

@@ -2,8 +2,8 @@
 
 Files: ``camelyonpatch_level_2_split_{train,valid,test}_{x,y}.h5`` with keys ``x`` uint8
 (N, 96, 96, 3) and ``y`` (N, 1, 1, 1). The images (~9 GB) do not fit in RAM on small machines,
-so the first load copies them chunk by chunk into one memory-mappable ``.npy`` cache; training
-then reads batches from it through the page cache.
+so the first load copies them block by block into the dataset's store; training then reads
+batches from its memory map through the page cache (or from RAM where it fits ``speed.ram_budget``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.arrays import BorderMean, ImageArrays
-from medviz.data.cache import cache_key, default_cache_dir, load_npz, save_npz_atomic
+from medviz.data.array_store import ArrayPart, array_store_dir, file_version, store_arrays
+from medviz.data.arrays import ImageArrays
 from medviz.data.errors import DataError
 
 log = logging.getLogger("medviz")
@@ -50,13 +50,13 @@ def _check_shapes(path: Path, shape: tuple[int, ...], expected_tail: tuple[int, 
         raise DataError(f"{path}: expected shape (N, {', '.join(map(str, expected_tail))}), got {shape}")
 
 
-def load_pcam(root: str, cache_dir: str | None = None, chunk: int = 4096) -> ImageArrays:
-    """All three splits, in the order train, valid, test; images are a read-only memmap.
+def load_pcam(root: str, cache_dir: str | None = None, chunk: int | None = None) -> ImageArrays:
+    """All three splits, in the order train, valid, test; images are a read-only memmap of the store.
 
     Args:
         root: folder with the six ``.h5`` files.
-        cache_dir: where the ``.npy`` image cache goes (default ``$MEDVIZ_CACHE``).
-        chunk: patches copied per step while building the cache (bounds memory use).
+        cache_dir: where the store goes (default ``$MEDVIZ_CACHE`` or ~/.cache/medviz).
+        chunk: patches copied per block while building the store (default: about 32 MB).
     """
     folder = Path(root).expanduser()
     xs = [pcam_file(folder, s, "x") for s in SPLITS]
@@ -64,28 +64,7 @@ def load_pcam(root: str, cache_dir: str | None = None, chunk: int = 4096) -> Ima
     for path in xs + ys:
         if not path.is_file():
             _open(path, "x")  # raises the 'not found' error with the fix
-    key = cache_key(files=[str(p.resolve()) for p in xs], sizes=[p.stat().st_size for p in xs])
-    cache = Path(cache_dir or default_cache_dir())
-    images_path = cache / f"pcam-{key}-images.npy"
-    meta_path = cache / f"pcam-{key}-meta.npz"
-    meta = load_npz(meta_path, ("labels", "split", "border"))
-    if meta is None or not images_path.is_file():
-        meta = _build_cache(xs, ys, images_path, meta_path, chunk)
-    images = np.load(images_path, mmap_mode="r")
-    return ImageArrays(
-        images=images,
-        labels=meta["labels"],
-        class_names=CLASS_NAMES,
-        name="pcam",
-        split=meta["split"],
-        border_rgb=meta["border"],
-    )
-
-
-def _build_cache(xs: list[Path], ys: list[Path], images_path: Path, meta_path: Path, chunk: int) -> dict:
-    from tqdm.auto import tqdm
-
-    labels, split, sizes = [], [], []
+    labels, split, parts = [], [], []
     for name, x_path, y_path in zip(SPLITS, xs, ys, strict=True):
         with _open(x_path, "x") as hx, _open(y_path, "y") as hy:
             _check_shapes(x_path, hx["x"].shape, (96, 96, 3))
@@ -95,30 +74,41 @@ def _build_cache(xs: list[Path], ys: list[Path], images_path: Path, meta_path: P
                 raise DataError(f"{y_path} has {len(hy['y'])} labels but {x_path} has {len(hx['x'])} images")
             labels.append(np.asarray(hy["y"]).reshape(-1).astype(np.int64))
             split.append(np.full(len(hx["x"]), name))
-            sizes.append(len(hx["x"]))
-    total = sum(sizes)
-    images_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = images_path.with_name(images_path.name + ".partial")
-    out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(total, 96, 96, 3))
-    offset = 0
-    border = BorderMean()
-    with tqdm(total=total, desc="caching PCam", unit="img") as bar:
-        for x_path in xs:
-            with _open(x_path, "x") as hx:
-                for start in range(0, len(hx["x"]), chunk):
-                    block = hx["x"][start : start + chunk]
-                    out[offset : offset + len(block)] = block
-                    border.add(block)
-                    offset += len(block)
-                    bar.update(len(block))
-    out.flush()
-    del out
-    partial.replace(images_path)  # only a complete cache gets the real name
-    meta = {
-        "labels": np.concatenate(labels),
-        "split": np.concatenate(split),
-        "border": border.value(),
-    }
-    save_npz_atomic(meta_path, **meta)
-    log.info(f"cached PCam images at {images_path}")
-    return meta
+            parts.append(ArrayPart(f"{name}_x", len(hx["x"]), 96 * 96 * 3, file_version(x_path)))
+    store = array_store_dir("pcam", "pcam", cache_dir, files=[str(p.resolve()) for p in xs])
+    block_bytes = chunk * parts[0].row_bytes if chunk else None
+    with _Blocks(xs) as blocks:
+        images, source_rows, generation = store_arrays(store, parts, blocks.read, "PCam", block_bytes)
+    return ImageArrays(
+        images=images,
+        labels=np.concatenate(labels)[source_rows],
+        class_names=CLASS_NAMES,
+        name="pcam",
+        split=np.concatenate(split)[source_rows],
+        cache_file=store / f"generation-{generation}",
+    )
+
+
+class _Blocks:
+    """Blocks of the three image files, each file opened once while the store is built."""
+
+    def __init__(self, xs: list[Path]) -> None:
+        self.xs = xs
+        self.handles: dict[int, object] = {}
+
+    def __enter__(self) -> _Blocks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+    def read(self, payload: tuple[int, int, int]) -> np.ndarray:
+        """(part, start, stop) -> uint8 (stop - start, 96, 96, 3)."""
+        part, start, stop = payload
+        if part not in self.handles:
+            self.handles[part] = _open(self.xs[part], "x")
+        try:
+            return np.asarray(self.handles[part]["x"][start:stop])
+        except OSError as err:
+            raise DataError(f"{self.xs[part]} could not be read ({err}); download it again and gunzip it.") from None

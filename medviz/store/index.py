@@ -1,11 +1,12 @@
 """The store's index: which source item sits in which row of the image file (SQLite, one file).
 
 One table ``items``: an item's ``key`` (its path relative to the source root; for one file per
-channel, the channel files' paths joined by tabs), the ``size`` and ``mtime_ns`` it had when it was
-read (a changed file is read again), and its ``row`` in the image file, or -1 when it could not be
-read (it is not tried again until it changes). One table ``meta``: the committed row count, the
-image shape and dtype, and the content generation (bumped by every change, so statistics kept for
-one generation are never used for another).
+channel, the channel files' paths joined by tabs; for a block of an array file, the array and its
+first row), the ``size`` and ``mtime_ns`` it had when it was read (a changed file is read again),
+its first ``row`` in the image file, or -1 when it could not be read (it is not tried again until it
+changes), and its ``count`` of rows (1 for an image file, the block's length for arrays). One
+table ``meta``: the committed row count, the image shape and dtype, and the content generation
+(bumped by every change, so statistics kept for one generation are never used for another).
 
 Every change is one SQLite transaction: a killed ingest leaves the index as of its last commit,
 and rows written to the image file after that commit are cut off when the store is next opened.
@@ -20,19 +21,23 @@ from pathlib import Path
 from typing import NamedTuple
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (key TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, row INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    key TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, row INTEGER NOT NULL, count INTEGER NOT NULL DEFAULT 1
+);
 CREATE INDEX IF NOT EXISTS items_row ON items(row);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
 class Entry(NamedTuple):  # a tuple: a store lists hundreds of thousands
-    """One indexed item: its key, the size and mtime it was read with, and its row (-1: unreadable)."""
+    """One indexed item: its key, the size and mtime it was read with, its first row (-1: unreadable)
+    and how many rows it has."""
 
     key: str
     size: int
     mtime_ns: int
     row: int
+    count: int = 1
 
 
 class StoreIndex:
@@ -67,16 +72,17 @@ class StoreIndex:
     # ------------------------------------------------------------------ items
     def entries(self) -> dict[str, Entry]:
         """Every indexed item by key."""
-        cursor = self.db.execute("SELECT key, size, mtime_ns, row FROM items")
+        cursor = self.db.execute("SELECT key, size, mtime_ns, row, count FROM items")
         return {row[0]: Entry._make(row) for row in cursor}
 
     def unreadable_keys(self) -> list[str]:
         """The keys of the items that could not be read, sorted."""
         return [key for (key,) in self.db.execute("SELECT key FROM items WHERE row < 0 ORDER BY key")]
 
-    def keys_in_row_order(self) -> list[str]:
-        """The keys of the readable items, in the order of their rows (the dataset's order)."""
-        return [key for (key,) in self.db.execute("SELECT key FROM items WHERE row >= 0 ORDER BY row")]
+    def readable_in_row_order(self) -> list[Entry]:
+        """The readable items, in the order of their rows (the dataset's order)."""
+        cursor = self.db.execute("SELECT key, size, mtime_ns, row, count FROM items WHERE row >= 0 ORDER BY row")
+        return [Entry._make(row) for row in cursor]
 
     def commit(
         self,
@@ -97,8 +103,8 @@ class StoreIndex:
                     "UPDATE items SET row = ? WHERE row = ?", ((new, old) for old, new in sorted(moved.items()))
                 )
             self.db.executemany(
-                "INSERT OR REPLACE INTO items (key, size, mtime_ns, row) VALUES (?, ?, ?, ?)",
-                ((e.key, e.size, e.mtime_ns, e.row) for e in added),
+                "INSERT OR REPLACE INTO items (key, size, mtime_ns, row, count) VALUES (?, ?, ?, ?, ?)",
+                added,
             )
             self.db.executemany(
                 "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",

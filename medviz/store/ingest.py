@@ -14,7 +14,8 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -22,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from medviz.data.errors import DataError
+from medviz.store.appender import Appender, kind
 from medviz.store.index import Entry, StoreIndex
 from medviz.store.rows import RowFile
 from medviz.store.workers import decoded_batches
@@ -30,17 +32,23 @@ log = logging.getLogger("medviz")
 
 
 class SourceItem(NamedTuple):  # a tuple: a source lists hundreds of thousands
-    """One image of a source: its key in the store, the size and mtime that identify its version,
-    and what the reader needs to decode it (a path, or one path per channel)."""
+    """One image of a source, or one block of an array: its key in the store, the size and mtime
+    that identify its version, what the reader needs to decode it (a path, one path per channel,
+    or where the block lies), and ``count``: 0 for one image (the reader returns (H, W, C)), n for a
+    block of n images (the reader returns (n, H, W, C))."""
 
     key: str
     size: int
     mtime_ns: int
     payload: object
+    count: int = 0
 
 
 @dataclass(frozen=True)
 class IngestReport:
+    """What one ingest did to the store at ``store``."""
+
+    store: Path
     added: int
     removed: int
     kept: int
@@ -55,10 +63,6 @@ class IngestReport:
 def default_workers() -> int:
     """All the cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def _kind(shape: tuple[int, ...], dtype) -> str:
-    return f"{shape[-1]} channel(s) of {np.dtype(dtype)}"
 
 
 class _Lock:
@@ -105,8 +109,24 @@ def ingest(
         fresh = [item for item in items if item.key not in known or item.key in changed]
         added, unreadable = _add(store_dir, index, fresh, reader, what, workers or default_workers(), commit_every)
         kept = index.rows - added
-        report = IngestReport(added, removed, kept, unreadable, time.perf_counter() - start)
+        report = IngestReport(store_dir, added, removed, kept, unreadable, time.perf_counter() - start)
+    for reports in _RECORDING:
+        reports.append(report)
     return report
+
+
+_RECORDING: list[list[IngestReport]] = []
+
+
+@contextmanager
+def recorded_ingests() -> Iterator[list[IngestReport]]:
+    """The report of every ingest run inside the ``with`` block (``medviz ingest`` prints them)."""
+    reports: list[IngestReport] = []
+    _RECORDING.append(reports)
+    try:
+        yield reports
+    finally:
+        _RECORDING.remove(reports)
 
 
 def _differs(entry: Entry, item: SourceItem) -> bool:
@@ -117,12 +137,13 @@ def _remove(store_dir: Path, index: StoreIndex, known: dict[str, Entry], keys: s
     """Drop ``keys`` from the store; their rows are compacted away in a new image file."""
     if not keys:
         return 0
-    gone_rows = {known[key].row for key in keys if known[key].row >= 0}
-    if not gone_rows:
+    gone = [known[key] for key in keys if known[key].row >= 0]
+    if not gone:
         index.commit(removed=keys)
         return 0
     rows = index.rows
-    keep = np.setdiff1d(np.arange(rows, dtype=np.int64), np.fromiter(gone_rows, np.int64))
+    gone_rows = np.concatenate([np.arange(e.row, e.row + e.count, dtype=np.int64) for e in gone])
+    keep = np.setdiff1d(np.arange(rows, dtype=np.int64), gone_rows)
     generation = index.generation + 1
     old = RowFile(store_dir / index.meta("file"), tuple(index.meta("shape")), np.dtype(index.meta("dtype")))
     name = f"images-{generation}.bin"
@@ -150,85 +171,26 @@ def _add(
     if not items:
         return 0, 0
     payloads = [item.payload for item in items]
-    progress = tqdm(total=len(items), desc=f"ingesting {what}", unit="img", disable=len(items) < 500)
-    with _Appender(store_dir, index, commit_every) as appender, progress:
+    images = sum(max(item.count, 1) for item in items)
+    progress = tqdm(total=images, desc=f"ingesting {what}", unit="img", disable=images < 500)
+    # Blocks of arrays are read one after another in this process (reading them is a copy, and their
+    # readers keep an open file between blocks), and each is committed when written.
+    blocks = items[0].count > 0
+    per_batch, commit_every = (1, 1) if blocks else (min(64, commit_every), commit_every)
+    with Appender(store_dir, index, commit_every) as appender, progress:
         position = 0
-        for batch in decoded_batches(reader, payloads, workers, batch=min(64, commit_every)):
+        for batch in decoded_batches(reader, payloads, 1 if blocks else workers, per_batch):
             for image, error in batch:
                 appender.take(items[position], image, error)
+                progress.update(max(items[position].count, 1))
                 position += 1
             appender.write()
-            progress.update(len(batch))
         appender.commit()
     if appender.odd:
-        _refuse_mixed(what, index.rows, _kind(tuple(appender.shape), appender.dtype), appender.odd)
+        _refuse_mixed(what, index.rows, kind(tuple(appender.shape), appender.dtype), appender.odd)
     if appender.unreadable:
         log.warning(f"{what}: skipped {appender.unreadable} unreadable of {len(items)} new images (see warnings above)")
     return appender.added, appender.unreadable
-
-
-class _Appender:
-    """Appends decoded images to the image file and commits them to the index every ``commit_every``
-    rows: first the rows are synced to disk, then the index says they exist."""
-
-    def __init__(self, store_dir: Path, index: StoreIndex, commit_every: int) -> None:
-        self.store_dir, self.index, self.commit_every = store_dir, index, commit_every
-        # An emptied store takes the kind of its next images.
-        self.shape, self.dtype = (index.meta("shape"), index.meta("dtype")) if index.rows else (None, None)
-        self.generation = index.generation + 1
-        self.file_name = index.meta("file") or f"images-{self.generation}.bin"
-        self.committed = index.rows
-        self.written = self.added = self.unreadable = 0
-        self.pending: list[Entry] = []
-        self.images: list[np.ndarray] = []
-        self.odd: dict[str, list[str]] = {}
-        self.handle = None
-
-    def __enter__(self) -> _Appender:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.handle is not None:
-            self.handle.close()
-
-    def take(self, item: SourceItem, image: np.ndarray | None, error: str | None) -> None:
-        if image is None:
-            log.warning(f"skipping unreadable image {item.key}: {error}")
-            self.pending.append(Entry(item.key, item.size, item.mtime_ns, -1))
-            self.unreadable += 1
-            return
-        if self.shape is None:
-            self.shape, self.dtype = list(image.shape), image.dtype.str
-        if list(image.shape) != self.shape or image.dtype.str != self.dtype:
-            self.odd.setdefault(_kind(image.shape, image.dtype), []).append(item.key)
-            return
-        self.pending.append(Entry(item.key, item.size, item.mtime_ns, self.committed + self.written))
-        self.images.append(image)
-        self.written += 1
-
-    def write(self) -> None:
-        """Append the images taken so far; commit once ``commit_every`` rows are waiting."""
-        self._append_taken()
-        if self.written >= self.commit_every:
-            self.commit()
-
-    def _append_taken(self) -> None:
-        if self.images:
-            if self.handle is None:
-                rows = RowFile(self.store_dir / self.file_name, tuple(self.shape), np.dtype(self.dtype))
-                self.handle = rows.open_for_append(self.committed)
-            RowFile.append(self.handle, np.stack(self.images))
-            self.added += len(self.images)
-            self.images = []
-
-    def commit(self) -> None:
-        self._append_taken()
-        if self.handle is not None:
-            RowFile.sync(self.handle)
-        rows = self.committed + self.written
-        meta = {"rows": rows, "file": self.file_name, "shape": self.shape, "dtype": self.dtype}
-        self.index.commit(added=self.pending, meta={**meta, "generation": self.generation})
-        self.committed, self.written, self.pending = rows, 0, []
 
 
 def _refuse_mixed(what: str, stored: int, stored_kind: str, odd: dict[str, list[str]]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from medviz.data.errors import DataError
-from medviz.store.index import StoreIndex
+from medviz.store.index import Entry, StoreIndex
 from medviz.store.rows import RowFile
 
 
@@ -18,17 +18,22 @@ class StoredImages:
 
     Attributes:
         images: (N, H, W, C) in the stored dtype, a read-only memory map (nothing is loaded).
-        keys: the item key of each row, in row order.
+        items: the readable items in row order (an image file is one row, an array block ``count`` rows).
         unreadable: keys of items that could not be read (skipped until they change).
         generation: the content's generation; statistics kept for another are not used.
         path: the store's folder.
     """
 
     images: np.ndarray
-    keys: list[str]
+    items: list[Entry]
     unreadable: list[str]
     generation: int
     path: Path
+
+    @property
+    def keys(self) -> list[str]:
+        """The key of each item, in row order (one per row where every item is one image)."""
+        return [item.key for item in self.items]
 
 
 def open_store(store_dir: Path) -> StoredImages:
@@ -37,16 +42,17 @@ def open_store(store_dir: Path) -> StoredImages:
         raise DataError(f"{store_dir} is not a medviz store (no index.sqlite); build it with medviz ingest")
     with StoreIndex(store_dir / "index.sqlite") as index:
         rows = index.rows
-        keys = index.keys_in_row_order()
+        items = index.readable_in_row_order()
         unreadable = index.unreadable_keys()
         generation = index.generation
         file, shape, dtype = index.meta("file"), index.meta("shape"), index.meta("dtype")
     if rows == 0:
         return StoredImages(np.empty((0, 1, 1, 1), np.uint8), [], unreadable, generation, store_dir)
     images = RowFile(store_dir / file, tuple(shape), np.dtype(dtype))
-    if len(keys) != rows or images.path.stat().st_size < rows * images.row_bytes:
+    indexed = sum(item.count for item in items)
+    if indexed != rows or images.path.stat().st_size < rows * images.row_bytes:
         raise DataError(
-            f"the store {store_dir} is damaged ({rows} rows committed, {len(keys)} indexed): delete the folder "
+            f"the store {store_dir} is damaged ({rows} rows committed, {indexed} indexed): delete the folder "
             "and the next run (or medviz ingest) builds it again"
         )
-    return StoredImages(images.read(rows), keys, unreadable, generation, store_dir)
+    return StoredImages(images.read(rows), items, unreadable, generation, store_dir)

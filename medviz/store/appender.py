@@ -1,0 +1,94 @@
+"""Appending decoded images to a store: rows first, synced, then the index that says they exist."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from medviz.store.index import Entry, StoreIndex
+from medviz.store.rows import RowFile
+
+if TYPE_CHECKING:
+    from medviz.store.ingest import SourceItem
+
+log = logging.getLogger("medviz")
+
+
+def kind(shape: tuple[int, ...], dtype) -> str:
+    """An image's kind as messages name it: its channel count and dtype."""
+    return f"{shape[-1]} channel(s) of {np.dtype(dtype)}"
+
+
+class Appender:
+    """Appends decoded images to the image file and commits them to the index every ``commit_every``
+    rows: first the rows are synced to disk, then the index says they exist."""
+
+    def __init__(self, store_dir: Path, index: StoreIndex, commit_every: int) -> None:
+        self.store_dir, self.index, self.commit_every = store_dir, index, commit_every
+        # An emptied store takes the kind of its next images.
+        self.shape, self.dtype = (index.meta("shape"), index.meta("dtype")) if index.rows else (None, None)
+        self.generation = index.generation + 1
+        self.file_name = index.meta("file") or f"images-{self.generation}.bin"
+        self.committed = index.rows
+        self.written = self.added = self.unreadable = 0
+        self.pending: list[Entry] = []
+        self.images: list[np.ndarray] = []
+        self.odd: dict[str, list[str]] = {}
+        self.handle = None
+
+    def __enter__(self) -> Appender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.handle is not None:
+            self.handle.close()
+
+    def take(self, item: SourceItem, image: np.ndarray | None, error: str | None) -> None:
+        """Queue one decoded item: an image (H, W, C), or a block (n, H, W, C) for an item with
+        ``count`` n; None (with the reason) when it could not be read."""
+        rows = max(item.count, 1)
+        if image is None:
+            log.warning(f"skipping unreadable {'block' if item.count else 'image'} {item.key}: {error}")
+            self.pending.append(Entry(item.key, item.size, item.mtime_ns, -1, rows))
+            self.unreadable += rows
+            return
+        block = image if item.count else image[None]
+        if len(block) != rows:
+            raise ValueError(f"{item.key}: the reader returned {len(block)} images for a block of {rows}")
+        one = block.shape[1:]
+        if self.shape is None:
+            self.shape, self.dtype = list(one), block.dtype.str
+        if list(one) != self.shape or block.dtype.str != self.dtype:
+            self.odd.setdefault(kind(one, block.dtype), []).append(item.key)
+            return
+        self.pending.append(Entry(item.key, item.size, item.mtime_ns, self.committed + self.written, rows))
+        self.images.append(block)
+        self.written += rows
+
+    def write(self) -> None:
+        """Append the images taken so far; commit once ``commit_every`` rows are waiting."""
+        self._append_taken()
+        if self.written >= self.commit_every:
+            self.commit()
+
+    def _append_taken(self) -> None:
+        if self.images:
+            if self.handle is None:
+                rows = RowFile(self.store_dir / self.file_name, tuple(self.shape), np.dtype(self.dtype))
+                self.handle = rows.open_for_append(self.committed)
+            block = self.images[0] if len(self.images) == 1 else np.concatenate(self.images)
+            RowFile.append(self.handle, block)
+            self.added += len(block)
+            self.images = []
+
+    def commit(self) -> None:
+        self._append_taken()
+        if self.handle is not None:
+            RowFile.sync(self.handle)
+        rows = self.committed + self.written
+        meta = {"rows": rows, "file": self.file_name, "shape": self.shape, "dtype": self.dtype}
+        self.index.commit(added=self.pending, meta={**meta, "generation": self.generation})
+        self.committed, self.written, self.pending = rows, 0, []
