@@ -6,7 +6,9 @@ class folders), then, each in a fresh process so that peak memory is its own:
 1. the loop medviz used before the store: one process decodes every file in turn into one
    in-memory array (``read_many``);
 2. the store's ingest with every core (``ingest_folder``), its peak RSS and its workers';
-3. the same ingest after 1 % more files were added (only those are read).
+3. the same ingest after 1 % more files were added (only those are read), finding them by every
+   file's size and mtime (``dataset.ingest_check=stat``, the default);
+4. again after another 1 %, by names only (``dataset.ingest_check=names``).
 
 Files are written before both are timed, so both read them from the page cache.
 
@@ -53,7 +55,7 @@ def write_folder(folder: Path, start: int, count: int, size: int) -> None:
 _STEP = """
 import resource, sys, time
 from pathlib import Path
-step, folder, size, cache = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+step, folder, size, cache, check = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 start = time.perf_counter()
 if step == "loop":
     from medviz.data.folder import scan_folder
@@ -63,7 +65,7 @@ if step == "loop":
     assert len(kept) == len(files)
 else:
     from medviz.data.folder import ingest_folder
-    store, report = ingest_folder(str(folder), size=size, cache_dir=cache)
+    store, report = ingest_folder(str(folder), size=size, cache_dir=cache, check=check)
     print(report, file=sys.stderr)
 seconds = time.perf_counter() - start
 # VmHWM: this process's own peak (ru_maxrss would include the parent's memory from before exec).
@@ -73,10 +75,10 @@ print(seconds, self_kib, children_kib)
 """
 
 
-def measure(step: str, folder: Path, size: int, cache: Path) -> tuple[float, float, float]:
+def measure(step: str, folder: Path, size: int, cache: Path, check: str = "stat") -> tuple[float, float, float]:
     """(seconds, peak RSS of the process in MiB, largest peak RSS of its worker processes in MiB)."""
     done = subprocess.run(
-        [sys.executable, "-c", _STEP, step, str(folder), str(size), str(cache)],
+        [sys.executable, "-c", _STEP, step, str(folder), str(size), str(cache), check],
         capture_output=True,
         text=True,
         check=True,
@@ -103,6 +105,8 @@ def main() -> None:
     extra = max(1, args.images // 100)
     write_folder(images, args.images, extra, args.size)
     more_s, more_mib, more_workers_mib = measure("ingest", images, args.size, cache)
+    write_folder(images, args.images + extra, extra, args.size)
+    names_s, names_mib, _ = measure("ingest", images, args.size, cache, check="names")
     rows = [
         ("single-process loop (before the store)", loop_s, args.images, f"{loop_mib:,.0f}"),
         ("store ingest, every core", first_s, args.images, f"{first_mib:,.0f} (workers {workers_mib:,.0f})"),
@@ -112,12 +116,14 @@ def main() -> None:
             extra,
             f"{more_mib:,.0f} (workers {more_workers_mib:,.0f})",
         ),
+        (f"+{extra:,} more, ingest_check=names", names_s, extra, f"{names_mib:,.0f}"),
     ]
     print(f"{'step':40} {'seconds':>8} {'images/s':>10} {'peak RSS (MiB)':>22}")
     for name, seconds, count, peak in rows:
         print(f"{name:40} {seconds:>8.1f} {count / seconds:>10,.0f} {peak:>22}")
     print(
-        f"ingest vs loop: {loop_s / first_s:.2f}x; adding 1 % costs {100 * more_s / first_s:.1f} % of the first ingest"
+        f"ingest vs loop: {loop_s / first_s:.2f}x; adding 1 % costs {100 * more_s / first_s:.1f} % of the first "
+        f"ingest (by size and mtime), {100 * names_s / first_s:.1f} % (by names)"
     )
     if not args.keep:
         shutil.rmtree(args.folder, ignore_errors=True)

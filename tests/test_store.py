@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from medviz.data.arrays import ImageArrays
+from medviz.data.errors import DataError
 from medviz.data.folder import folder_items, folder_store, ingest_folder, load_folder, scan_folder
 from medviz.data.images_io import read_resized
 from medviz.data.memory import physical_memory, ram_budget
@@ -109,6 +110,28 @@ def test_adding_removing_and_changing_files_reads_only_those(tmp_path):
         np.testing.assert_array_equal(stored.images[stored.keys.index(key)], read_resized(root / key, 8))
     again = CountingReader(8)
     assert ingest(store, items_of(root), again, "imgs", workers=1).added == 0 and again.calls == 0
+
+
+def test_checking_by_names_finds_new_and_removed_files_and_says_what_it_cannot_see(tmp_path):
+    root = write_pngs(tmp_path / "imgs", 20)
+    cache = str(tmp_path / "cache")
+    store, _ = ingest_folder(str(root), size=8, cache_dir=cache, check="names")
+    write_pngs(root, 3, start=20)
+    (root / "a" / "img00002.png").unlink()
+    rewritten = root / "b" / "img00005.png"
+    Image.fromarray(rng_images(1, 12, seed=999)[0]).save(rewritten)
+    os.utime(rewritten, ns=(1, 1))
+    _, by_names = ingest_folder(str(root), size=8, cache_dir=cache, check="names")
+    assert (by_names.added, by_names.removed, by_names.kept) == (3, 1, 19)  # the rewrite goes unseen...
+    stored = open_store(store)
+    new = stored.keys.index("b/img00021.png")  # new files carry their real size and mtime
+    assert stored.items[new].size == (root / "b" / "img00021.png").stat().st_size
+    _, by_stat = ingest_folder(str(root), size=8, cache_dir=cache)
+    assert (by_stat.added, by_stat.removed) == (1, 1)  # ...which the default check reads again
+    row = open_store(store).keys.index("b/img00005.png")
+    np.testing.assert_array_equal(open_store(store).images[row], read_resized(rewritten, 8))
+    with pytest.raises(DataError, match="ingest_check=mtime is not known"):
+        ingest_folder(str(root), size=8, cache_dir=cache, check="mtime")
 
 
 def test_worker_processes_build_the_same_store_and_relay_their_log_lines(tmp_path, caplog, monkeypatch):

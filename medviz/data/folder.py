@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from medviz.bulk import paused_gc
 from medviz.data.arrays import ImageArrays
 from medviz.data.cache import cache_key, default_cache_dir
 from medviz.data.channel_files import group_channel_files
 from medviz.data.errors import DataError
-from medviz.data.file_walk import FoundFile, files_below
+from medviz.data.file_walk import UNKNOWN, FoundFile, files_below
 from medviz.data.images_io import IMAGE_SUFFIXES, read_resized
 from medviz.store.ingest import IngestReport, SourceItem, ingest
 from medviz.store.read import open_store
@@ -50,17 +51,18 @@ def _report_nesting(root: Path, relative: list[str]) -> None:
         )
 
 
-def scan_folder(root: Path) -> tuple[list[FoundFile], list[str] | None]:
+def scan_folder(root: Path, stat: bool = True) -> tuple[list[FoundFile], list[str] | None]:
     """Image files and their class names (None when the folder has no class sub-folders).
 
-    Classes are the top-level sub-folders; their images may sit at any depth below them.
+    Classes are the top-level sub-folders; their images may sit at any depth below them. With
+    ``stat=False`` the files are listed by name only (see :func:`files_below`).
     """
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist; set dataset.path to a folder of images")
-    found = files_below(root)
-    prefix = str(root).rstrip(os.sep) + os.sep
-    relative = [file.path[len(prefix) :] for file in found]
-    loose = [file for file, rel in zip(found, relative, strict=True) if os.sep not in rel]
+    with paused_gc():
+        found = files_below(root, stat)
+    relative = [file.relative for file in found]
+    loose = [file for file in found if os.sep not in file.relative]
     in_classes = [i for i, rel in enumerate(relative) if os.sep in rel]
     class_of = [relative[i].split(os.sep, 1)[0] for i in in_classes]
     class_dirs = sorted(set(class_of))
@@ -100,8 +102,8 @@ def folder_items(root: Path, items: Sequence[FoundFile | Path | tuple[Path, ...]
         return name[len(prefix) :] if name.startswith(prefix) else str(Path(name).relative_to(root))
 
     for item in items:
-        if isinstance(item, FoundFile):  # listed with its size and mtime already
-            out.append(SourceItem(relative(item.path), item.size, item.mtime_ns, item.path))
+        if isinstance(item, FoundFile):  # listed with its key, size and mtime already
+            out.append(SourceItem(item.relative, item.size, item.mtime_ns, item.path))
             continue
         paths = (item,) if isinstance(item, Path) else tuple(item)
         stats = [os.stat(p) for p in paths]
@@ -120,17 +122,36 @@ def folder_store(
     return Path(cache_dir or default_cache_dir()) / "stores" / f"{kind}-{root.name}-{size}px-{key}"
 
 
+#: How an ingest tells which files changed (``dataset.ingest_check``).
+CHECKS = ("stat", "names")
+
+
 def ingest_folder(
     path: str,
     size: int = 28,
     cache_dir: str | None = None,
     channel_files: list[str] | None = None,
     workers: int | None = None,
+    check: str = "stat",
 ) -> tuple[Path, IngestReport]:
     """Build or update the store of a folder (see :func:`load_folder`); returns its folder and what changed."""
     root = Path(path).expanduser().resolve()
-    files, _ = scan_folder(root)
-    return ingest_files(root, files, size, cache_dir, channel_files, workers)
+    files, _ = scan_folder(root, stat=_by_stat(check))
+    return ingest_files(root, files, size, cache_dir, channel_files, workers, check=check)
+
+
+def _by_stat(check: str) -> bool:
+    if check not in CHECKS:
+        raise DataError(f"dataset.ingest_check={check} is not known; choose stat (the default) or names")
+    return check == "stat"
+
+
+def _with_version(item: SourceItem) -> SourceItem:
+    """``item`` with the size and mtime of its file (for files listed by name only)."""
+    if item.size != UNKNOWN:
+        return item
+    info = os.stat(item.payload)
+    return item._replace(size=info.st_size, mtime_ns=info.st_mtime_ns)
 
 
 def ingest_files(
@@ -141,14 +162,23 @@ def ingest_files(
     channel_files: list[str] | None = None,
     workers: int | None = None,
     kind: str = "folder",
+    check: str = "stat",
 ) -> tuple[Path, IngestReport]:
-    """Bring the store of ``files`` below ``root`` up to date (any source made of image files)."""
+    """Bring the store of ``files`` below ``root`` up to date (any source made of image files).
+
+    ``check``: ``stat`` compares every file's size and mtime with the stored ones (a file rewritten
+    in place is read again); ``names`` compares the names only and stats the new files alone, for
+    folders whose files are only ever added or removed (much faster on network file systems).
+    """
     if channel_files:
         files = group_channel_files(
             [Path(f.path) if isinstance(f, FoundFile) else f for f in files], channel_files, root
         )
     store_dir = folder_store(root, size, channel_files, cache_dir, kind)
-    report = ingest(store_dir, folder_items(root, files), partial(read_resized, size=size), str(root), workers)
+    stat_new = None if _by_stat(check) else _with_version
+    with paused_gc():
+        items = folder_items(root, files)
+    report = ingest(store_dir, items, partial(read_resized, size=size), str(root), workers, stat_new=stat_new)
     if report.added or report.removed:
         log.info(f"{root}: store {store_dir}: {report}")
     return store_dir, report
@@ -160,6 +190,7 @@ def load_folder(
     cache_dir: str | None = None,
     channel_files: list[str] | None = None,
     workers: int | None = None,
+    check: str = "stat",
 ) -> ImageArrays:
     """Load a folder of images through its store (built on first use, updated when files change).
 
@@ -170,10 +201,12 @@ def load_folder(
         channel_files: one file-name pattern per channel (``["*_w1.tif", ...]``) when each image
             is one file per channel; None: one file per image.
         workers: processes that decode new images (default: every core).
+        check: how changed files are found: ``stat`` (size and mtime of every file) or ``names``
+            (names only; see :func:`ingest_files`).
     """
     root = Path(path).expanduser().resolve()
-    files, classes = scan_folder(root)
-    store_dir, report = ingest_files(root, files, size, cache_dir, channel_files, workers)
+    files, classes = scan_folder(root, stat=_by_stat(check))
+    store_dir, report = ingest_files(root, files, size, cache_dir, channel_files, workers, check=check)
     stored = open_store(store_dir)
     if not stored.keys:
         raise DataError(f"none of the {len(stored.unreadable)} images in {root} could be read")

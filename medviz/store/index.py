@@ -75,6 +75,14 @@ class StoreIndex:
         cursor = self.db.execute("SELECT key, size, mtime_ns, row, count FROM items")
         return {row[0]: Entry._make(row) for row in cursor}
 
+    def keys(self) -> set[str]:
+        """The key of every indexed item."""
+        return {key for (key,) in self.db.execute("SELECT key FROM items")}
+
+    def versions(self) -> set[tuple[str, int, int]]:
+        """(key, size, mtime_ns) of every indexed item: compared with a source's as sets, in C."""
+        return set(self.db.execute("SELECT key, size, mtime_ns FROM items"))
+
     def unreadable_keys(self) -> list[str]:
         """The keys of the items that could not be read, sorted."""
         return [key for (key,) in self.db.execute("SELECT key FROM items WHERE row < 0 ORDER BY key")]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medviz.bulk import paused_gc
 from medviz.data.errors import DataError
 from medviz.store.index import Entry, StoreIndex
 from medviz.store.rows import RowFile
@@ -42,7 +43,8 @@ def open_store(store_dir: Path) -> StoredImages:
         raise DataError(f"{store_dir} is not a medviz store (no index.sqlite); build it with medviz ingest")
     with StoreIndex(store_dir / "index.sqlite") as index:
         rows = index.rows
-        items = index.readable_in_row_order()
+        with paused_gc():
+            items = index.readable_in_row_order()
         unreadable = index.unreadable_keys()
         generation = index.generation
         file, shape, dtype = index.meta("file"), index.meta("shape"), index.meta("dtype")
