@@ -138,7 +138,7 @@ def _figures(args: argparse.Namespace) -> None:
 
 
 def _explore(args: argparse.Namespace) -> None:
-    from medviz.data.display import colour_hex, unit_bytes
+    from medviz.data.display import colour_hex, unit_bytes_view
     from medviz.maps.explorer import ChannelView, write_explorer
 
     saved, data, _ = _finished_run(args.run)
@@ -146,7 +146,7 @@ def _explore(args: argparse.Namespace) -> None:
     if data.channel_legend():  # multi-channel images: the explorer composites them, channel by channel
         names = data.channel_names or tuple(f"channel {c}" for c in range(data.channels))
         channels = ChannelView(
-            unit_bytes(data.images, data.scale()), names, colour_hex(data.channels, data.channel_colours)
+            unit_bytes_view(data.images, data.scale()), names, colour_hex(data.channels, data.channel_colours)
         )
     names = [str(f) for f in data.files] if data.files is not None else []
     out = args.out or args.run / "explorer.html"

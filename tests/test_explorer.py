@@ -52,6 +52,36 @@ def test_thumbnails_are_capped_by_a_seeded_sample(tmp_path):
     assert atlas.size == (100 * 28, 2 * 28)
 
 
+def test_only_the_thumbnails_rows_of_a_large_multichannel_set_are_converted(tmp_path):
+    from medviz.data.display import ConvertedRows, display_rgb, unit_bytes
+    from medviz.data.intensity import Intensity
+    from medviz.maps.explorer import ChannelView
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    stored = rng.integers(0, 4096, (n, 16, 16, 2), dtype=np.uint16)
+    scale = Intensity("fixed", (0.0, 0.0), (4095.0, 4095.0))
+    converted = []
+
+    def counted(convert):
+        def run(rows):
+            converted.append(len(rows))
+            return convert(rows)
+
+        return run
+
+    shown = ConvertedRows(stored, counted(lambda rows: display_rgb(rows, scale)), 3)
+    channels = ChannelView(
+        ConvertedRows(stored, counted(lambda rows: unit_bytes(rows, scale)), 2), ["a", "b"], ["#00ff00", "#ff00ff"]
+    )
+    assert shown.shape == (n, 16, 16, 3) and np.array_equal(shown[[5, 7]], display_rgb(stored[[5, 7]], scale))
+    assert np.array_equal(shown[5], display_rgb(stored[5:6], scale)[0])
+    converted.clear()
+    coords, labels = rng.normal(size=(n, 2)), rng.integers(0, 2, n)
+    write_explorer(tmp_path / "x.html", coords, labels, ["a", "b"], shown, max_thumbnails=100, channels=channels)
+    assert converted == [100, 100]  # one pass over the sampled rows for each view, not over all 2,000
+
+
 @pytest.fixture
 def browser():
     from selenium import webdriver

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from medviz.data.cache import cache_key
-from medviz.data.display import channel_legend, display_rgb
+from medviz.data.display import ConvertedRows, channel_legend, display_rgb, display_view
 from medviz.data.intensity import Intensity, byte_range, dataset_percentiles
 from medviz.data.kept import kept_beside
 from medviz.data.row_reader import blocks, gather
@@ -109,11 +109,14 @@ class ImageArrays:
             )
         return self.intensity
 
-    def display_images(self, rows: np.ndarray | None = None) -> np.ndarray:
-        """uint8 RGB (N, H, W, 3) for the map tools -- of ``rows`` only when given: 8-bit RGB as
-        stored, other images as a false-colour composite (:mod:`medviz.data.display`)."""
-        images = self.images if rows is None else self.images[np.asarray(rows)]
-        return display_rgb(images, self.scale(), self.channel_colours)
+    def display_images(self, rows: np.ndarray | None = None) -> np.ndarray | ConvertedRows:
+        """uint8 RGB (N, H, W, 3) for the map tools: 8-bit RGB as stored, other images as a
+        false-colour composite (:mod:`medviz.data.display`). Of ``rows`` when given; else all of
+        them as a view that converts the rows it is indexed with (a million images are never
+        converted at once)."""
+        if rows is None:
+            return display_view(self.images, self.scale(), self.channel_colours)
+        return display_rgb(self.images[np.asarray(rows)], self.scale(), self.channel_colours)
 
     def channel_legend(self) -> str:
         """Which colour shows which channel ('' for plain RGB), for the map tools' titles."""

@@ -12,7 +12,8 @@ as in microscopy viewers, not matplotlib's dark green.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 
@@ -65,6 +66,42 @@ def display_rgb(
         block = np.asarray(images[start : start + chunk])
         out[start : start + len(block)] = composite(intensity.to_unit(block), colours)
     return out
+
+
+class ConvertedRows:
+    """Stored images seen through a conversion applied to the rows indexed, never to all at once.
+
+    What the map tools get for a dataset of any size: they look at a few thousand images of a
+    million (thumbnails, a group's members), so converting the whole set (12 GB as 64 px RGB for a
+    million crops) would cost memory for nothing. ``shape`` is (N, H, W, channels out), dtype uint8.
+    """
+
+    def __init__(self, images: np.ndarray, convert: Callable[[np.ndarray], np.ndarray], channels_out: int) -> None:
+        self.images, self._convert = images, convert
+        self.shape = (*images.shape[:3], channels_out)
+        self.ndim, self.dtype = 4, np.dtype(np.uint8)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, int | np.integer):
+            return self._convert(np.asarray(self.images[index])[None])[0]
+        return self._convert(np.asarray(self.images[index]))
+
+
+def display_view(
+    images: np.ndarray, intensity: Intensity, colour_names: Sequence[str] | None = None
+) -> np.ndarray | ConvertedRows:
+    """:func:`display_rgb` of any rows, converted when indexed (8-bit RGB: the images themselves)."""
+    if images.dtype == np.uint8 and images.shape[-1] == 3 and colour_names is None and intensity.is_byte_range():
+        return images
+    return ConvertedRows(images, partial(display_rgb, intensity=intensity, colour_names=colour_names), 3)
+
+
+def unit_bytes_view(images: np.ndarray, intensity: Intensity) -> ConvertedRows:
+    """:func:`unit_bytes` of any rows, converted when indexed."""
+    return ConvertedRows(images, partial(unit_bytes, intensity=intensity), images.shape[-1])
 
 
 def channel_legend(channels: int, names: Sequence[str] | None, colours: Sequence[str] | None) -> str:

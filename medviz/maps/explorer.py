@@ -44,12 +44,12 @@ class ChannelView:
     colours: Sequence[str]
 
 
-def thumbnail_atlas(images: np.ndarray, rows: np.ndarray, size: int, columns: int = 100) -> str:
-    """A JPEG data URL tiling ``images[rows]`` (uint8 (N, H, W, 3), or (N, H, W) gray) as ``size`` px squares."""
-    n_rows = -(-len(rows) // columns)
+def thumbnail_atlas(images: np.ndarray, size: int, columns: int = 100) -> str:
+    """A JPEG data URL tiling ``images`` (uint8 (n, H, W, 3), or (n, H, W) gray) as ``size`` px squares."""
+    n_rows = -(-len(images) // columns)
     atlas = Image.new("RGB" if images.ndim == 4 else "L", (columns * size, max(1, n_rows) * size), "white")
-    for slot, index in enumerate(rows):
-        tile = Image.fromarray(images[index])
+    for slot, image in enumerate(images):
+        tile = Image.fromarray(image)
         if tile.size != (size, size):
             tile = tile.resize((size, size), Image.Resampling.BILINEAR)
         atlas.paste(tile, ((slot % columns) * size, (slot // columns) * size))
@@ -74,7 +74,8 @@ def write_explorer(
 
     Args:
         coords: (N, 2) map; labels: (N,) classes, -1 unlabelled; class_names: (C,).
-        images: uint8 (N, H, W, 3) or None (no thumbnails).
+        images: uint8 (N, H, W, 3) or None (no thumbnails); any array-like indexed by rows (a
+            memory map, :class:`medviz.data.display.ConvertedRows`): only the thumbnails' rows are read.
         names: per-point file names (optional, shown on hover and exported).
         max_thumbnails: at most this many points carry a thumbnail (seeded sample).
         channels: per-channel thumbnails of multi-channel images: the explorer then composites
@@ -89,10 +90,11 @@ def write_explorer(
             rows = np.sort(np.random.default_rng(seed).choice(n, max_thumbnails, replace=False))
         size = min(images.shape[1], 48)
         thumbs[rows] = np.arange(len(rows))
-        atlas = thumbnail_atlas(images, rows, size)
+        atlas = thumbnail_atlas(np.asarray(images[rows]), size)  # only these rows are read (and converted)
     channel_atlases = []
     if channels is not None and images is not None:
-        channel_atlases = [thumbnail_atlas(channels.images[..., c], rows, size) for c in range(len(channels.names))]
+        picked = np.asarray(channels.images[rows])
+        channel_atlases = [thumbnail_atlas(picked[..., c], size) for c in range(len(channels.names))]
     colours = [to_hex(colour) for colour in class_colours(max(1, len(class_names)))]  # as in the map figures
     data = {
         "x": _b64(coords[:, 0].astype(np.float32)),
