@@ -25,9 +25,6 @@ def main() -> None:
     parser.add_argument("--thumbnails", type=int, default=5000)
     args = parser.parse_args()
     header(f"explorer with {args.points:,} points, {args.thumbnails:,} thumbnails, headless Chromium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 8, args.points)
@@ -36,6 +33,17 @@ def main() -> None:
     path = Path(tempfile.mkdtemp()) / "explorer.html"
     write_explorer(path, coords, labels, [f"class{k}" for k in range(8)], images, max_thumbnails=args.thumbnails)
     print(f"file size: {path.stat().st_size / 2**20:.1f} MiB")
+    load_s, draws = chromium_timings(path)
+    print(f"load until ready: {load_s:.2f} s")
+    print(f"redraw after a zoom step: median {np.median(draws):.1f} ms, max {max(draws):.1f} ms (10 steps)")
+
+
+def chromium_timings(path: Path, steps: int = 10) -> tuple[float, list[float]]:
+    """(seconds until the explorer at ``path`` is ready in headless Chromium, redraw ms of ``steps`` zoom steps)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
     options = Options()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,900"):
         options.add_argument(flag)
@@ -46,16 +54,16 @@ def main() -> None:
         browser.get(path.as_uri())
         while not browser.execute_script("return Boolean(window.medviz && window.medviz.ready)"):
             time.sleep(0.02)
-        print(f"load until ready: {time.perf_counter() - start:.2f} s")
+        load_s = time.perf_counter() - start
         draws = browser.execute_script(
-            "const out = []; for (let k = 0; k < 10; k++) {"
+            f"const out = []; for (let k = 0; k < {steps}; k++) {{"
             " const zoom = new WheelEvent('wheel', {deltaY: -50, clientX: 600, clientY: 450});"
             " document.getElementById('map').dispatchEvent(zoom);"
             " out.push(window.medviz.lastDrawMs); } return out;"
         )
-        print(f"redraw after a zoom step: median {np.median(draws):.1f} ms, max {max(draws):.1f} ms (10 steps)")
     finally:
         browser.quit()
+    return load_s, draws
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ def _titled(name: str, legend: str) -> str:
 
 
 def _qc(args: argparse.Namespace) -> None:
-    from medviz.maps.qc import check_settings, find_groups, recall, write_report
+    from medviz.maps.qc import check_settings, find_groups, recall, sampling_note
+    from medviz.maps.qc_report import write_report
 
     check_settings(args.min_size, args.tight_spacing, args.island_fraction, args.island_separation)
     saved, data, injected = _finished_run(args.run)
@@ -108,10 +109,14 @@ def _qc(args: argparse.Namespace) -> None:
         tight_spacing=args.tight_spacing,
         island_fraction=args.island_fraction,
         island_separation=args.island_separation,
+        cluster_sample=args.cluster_sample,
     )
+    note = sampling_note(len(coords), args.cluster_sample, args.min_size)
+    if note:
+        print(f"note: {note}")
     out = args.out or args.run / "qc"
     _say_if_replacing(out)
-    report = write_report(out, coords, labels, list(saved["class_names"]), shown, groups, injected)
+    report = write_report(out, coords, labels, list(saved["class_names"]), shown, groups, injected, note)
     for number, group in enumerate(groups):
         correlation = f", image correlation {group.correlation}" if group.correlation else ""
         print(f"group {number}: {group.kind}, {group.size} images{correlation}")
@@ -195,6 +200,12 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=1.6,
         help="an island joins the rest of the map only across this many typical spacings (mutual reachability)",
+    )
+    qc.add_argument(
+        "--cluster-sample",
+        type=int,
+        default=50_000,
+        help="larger maps are clustered (HDBSCAN, super-linear) on a seeded sample of this many points",
     )
     qc.set_defaults(run_command=_qc)
     embed = commands.add_parser(

@@ -9,7 +9,7 @@ from sklearn.cluster import HDBSCAN
 from medviz.data.qc_inject import inject
 from medviz.data.synthblood import load_synthblood
 from medviz.errors import ConfigError
-from medviz.maps.qc import find_groups, image_similarity, recall
+from medviz.maps.qc import find_groups, image_similarity, recall, sampling_note
 from medviz.training.pipeline import train
 from tests.conftest import TINY, compose_config, medviz
 
@@ -66,6 +66,27 @@ def test_detector_flags_a_tight_cluster_and_an_island_and_little_else():
     for group in groups:
         flagged[group.indices] = True
     assert flagged[~planted].mean() < 0.02  # ordinary regions are rarely flagged
+
+
+def test_a_map_larger_than_the_cluster_sample_is_clustered_on_a_sample_and_says_so():
+    # The planted map grown 4x (classes 6,000 points, the tight cluster 400, the island 200), clustered
+    # on a sample of 1,500: the island is found on the sample and grows to all its points, the tight
+    # cluster is found in all points, and little else is flagged.
+    rng = np.random.default_rng(1)
+    classes = np.concatenate([rng.normal(centre, 3.0, (2000, 2)) for centre in ([0, 0], [15, 0], [7, 13])])
+    tight, island = rng.normal([7, 4], 0.05, (400, 2)), rng.normal([40, 40], 1.0, (200, 2))
+    coords = np.vstack([classes, tight, island])
+    groups = find_groups(coords, cluster_sample=1500)
+    kinds = {g.kind: g for g in groups}
+    assert set(kinds) == {"tight cluster", "isolated island"}
+    assert set(kinds["isolated island"].indices.tolist()) == set(range(6400, 6600))
+    assert set(range(6000, 6400)) <= set(kinds["tight cluster"].indices.tolist())
+    assert sum(g.size for g in groups) < 6600 + 0.02 * 6000
+    note = sampling_note(len(coords), 1500)
+    assert "sample of 1,500 of the 6,600 points" in note and "fewer than about 66 images" in note
+    assert sampling_note(1400, 1500) == ""
+    with pytest.raises(ConfigError, match="cluster sample"):
+        find_groups(coords, cluster_sample=10)
 
 
 def test_a_uniform_region_cut_into_small_clusters_raises_no_island():

@@ -16,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from medviz.data.datamodule import ArrayDataModule
 from medviz.errors import ConfigError
 from medviz.evaluation.tsne import feature_tsne
-from medviz.maps.qc import find_groups, recall, write_report
+from medviz.maps.qc import find_groups, recall
+from medviz.maps.qc_report import write_report
 from medviz.methods.base import ContrastiveMethod
 from medviz.training.build import (
     build_loggers,
