@@ -105,8 +105,8 @@ def test_npy_integers_are_converted_once_for_the_whole_array_not_per_block(tmp_p
 
 def test_a_compressed_npz_larger_than_a_block_is_never_held_whole(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
-    images = rng.integers(0, 4096, (1024, 64, 64, 2), dtype=np.uint16)  # 16 MiB
-    labels = np.array(["a", "b"])[np.arange(1024) % 2]
+    images = rng.integers(0, 4096, (2048, 64, 64, 2), dtype=np.uint16)  # 32 MiB
+    labels = np.array(["a", "b"])[np.arange(2048) % 2]
     np.savez_compressed(tmp_path / "cells.npz", images=images.transpose(0, 3, 1, 2), labels=labels)
     monkeypatch.setattr(array_store, "BLOCK_BYTES", 2**20)  # 1 MiB blocks
     tracemalloc.start()
@@ -117,7 +117,8 @@ def test_a_compressed_npz_larger_than_a_block_is_never_held_whole(tmp_path, monk
         tracemalloc.stop()
     assert np.array_equal(data.images, images) and data.class_names == ("a", "b")
     assert list(data.labels[:4]) == [0, 1, 0, 1]
-    assert peak < 6 * 2**20, f"peak {peak / 2**20:.1f} MiB while storing a 16 MiB array in 1 MiB blocks"
+    # A few blocks' copies and the store's 4 MiB write buffer, far from the whole array.
+    assert peak < 12 * 2**20, f"peak {peak / 2**20:.1f} MiB while storing a 32 MiB array in 1 MiB blocks"
 
 
 def test_a_truncated_npz_names_the_file(tmp_path):

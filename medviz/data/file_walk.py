@@ -9,14 +9,13 @@ path relative to the folder (its key in the store) is built while walking: build
 from __future__ import annotations
 
 import os
-from operator import attrgetter
 from pathlib import Path
 from typing import NamedTuple
 
 from medviz.data.images_io import IMAGE_SUFFIXES
 
 _SUFFIXES = frozenset(IMAGE_SUFFIXES)
-_by_name = attrgetter("name")
+_new = tuple.__new__  # builds a FoundFile without the generated __new__'s argument handling
 
 
 class FoundFile(NamedTuple):
@@ -31,6 +30,7 @@ class FoundFile(NamedTuple):
 
 #: The size and mtime of a file listed by name only.
 UNKNOWN = -1
+_UNKNOWN_VERSION = (UNKNOWN, UNKNOWN)
 
 
 def files_below(folder: str | Path, stat: bool = True) -> list[FoundFile]:
@@ -55,17 +55,24 @@ def _walk(current: str, relative: str, found: list[FoundFile], seen: set[tuple[i
     if (info.st_dev, info.st_ino) in seen:
         return
     seen.add((info.st_dev, info.st_ino))
+    files: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns)
+    folders: set[str] = set()
     with os.scandir(current) as listing:
-        entries = sorted(listing, key=_by_name)
-    for entry in entries:
-        name = entry.name
-        if name[0] == ".":
-            continue
-        if entry.is_dir():
-            _walk(entry.path, relative + name + os.sep, found, seen, stat)
-        elif name[name.rfind(".") :].lower() in _SUFFIXES and entry.is_file():
-            if stat:
-                info = entry.stat()
-                found.append(FoundFile(entry.path, relative + name, info.st_size, info.st_mtime_ns))
-            else:
-                found.append(FoundFile(entry.path, relative + name, UNKNOWN, UNKNOWN))
+        for entry in listing:
+            name = entry.name
+            if name[0] == ".":
+                continue
+            if entry.is_dir():
+                folders.add(name)
+            elif name[name.rfind(".") :].lower() in _SUFFIXES and entry.is_file():
+                if stat:
+                    info = entry.stat()
+                    files[name] = (info.st_size, info.st_mtime_ns)
+                else:
+                    files[name] = _UNKNOWN_VERSION
+    folder = current if current.endswith(os.sep) else current + os.sep
+    for name in sorted([*files, *folders]):  # names are strings: sorting them is fast
+        if name in folders:
+            _walk(folder + name, relative + name + os.sep, found, seen, stat)
+        else:
+            found.append(_new(FoundFile, (folder + name, relative + name, *files[name])))

@@ -29,7 +29,10 @@ class Appender:
     def __init__(self, store_dir: Path, index: StoreIndex, commit_every: int) -> None:
         self.store_dir, self.index, self.commit_every = store_dir, index, commit_every
         # An emptied store takes the kind of its next images.
-        self.shape, self.dtype = (index.meta("shape"), index.meta("dtype")) if index.rows else (None, None)
+        # Kept as a tuple and a dtype: they are compared with every image (hundreds of thousands).
+        self.shape, self.dtype = (
+            (tuple(index.meta("shape")), np.dtype(index.meta("dtype"))) if index.rows else (None, None)
+        )
         self.generation = index.generation + 1
         self.file_name = index.meta("file") or f"images-{self.generation}.bin"
         self.committed = index.rows
@@ -60,8 +63,8 @@ class Appender:
             raise ValueError(f"{item.key}: the reader returned {len(block)} images for a block of {rows}")
         one = block.shape[1:]
         if self.shape is None:
-            self.shape, self.dtype = list(one), block.dtype.str
-        if list(one) != self.shape or block.dtype.str != self.dtype:
+            self.shape, self.dtype = one, block.dtype
+        if one != self.shape or block.dtype != self.dtype:
             self.odd.setdefault(kind(one, block.dtype), []).append(item.key)
             return
         self.pending.append(Entry(item.key, item.size, item.mtime_ns, self.committed + self.written, rows))
@@ -77,11 +80,11 @@ class Appender:
     def _append_taken(self) -> None:
         if self.images:
             if self.handle is None:
-                rows = RowFile(self.store_dir / self.file_name, tuple(self.shape), np.dtype(self.dtype))
+                rows = RowFile(self.store_dir / self.file_name, self.shape, self.dtype)
                 self.handle = rows.open_for_append(self.committed)
-            block = self.images[0] if len(self.images) == 1 else np.concatenate(self.images)
-            RowFile.append(self.handle, block)
-            self.added += len(block)
+            for block in self.images:  # into the handle's buffer one by one: no stacked copy
+                RowFile.append(self.handle, block)
+                self.added += len(block)
             self.images = []
 
     def commit(self) -> None:
@@ -89,6 +92,6 @@ class Appender:
         if self.handle is not None:
             RowFile.sync(self.handle)
         rows = self.committed + self.written
-        meta = {"rows": rows, "file": self.file_name, "shape": self.shape, "dtype": self.dtype}
+        meta = {"rows": rows, "file": self.file_name, "shape": list(self.shape), "dtype": self.dtype.str}
         self.index.commit(added=self.pending, meta={**meta, "generation": self.generation})
         self.committed, self.written, self.pending = rows, 0, []

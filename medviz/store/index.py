@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -77,7 +78,7 @@ class StoreIndex:
 
     def keys(self) -> set[str]:
         """The key of every indexed item."""
-        return {key for (key,) in self.db.execute("SELECT key FROM items")}
+        return set(map(itemgetter(0), self.db.execute("SELECT key FROM items")))
 
     def versions(self) -> set[tuple[str, int, int]]:
         """(key, size, mtime_ns) of every indexed item: compared with a source's as sets, in C."""

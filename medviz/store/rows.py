@@ -33,7 +33,8 @@ class RowFile:
     def open_for_append(self, committed: int):
         """A binary handle positioned after the ``committed`` rows; anything after them is cut off."""
         # The caller owns the handle (it stays open for the whole ingest).
-        handle = open(self.path, "r+b" if self.path.exists() else "w+b")  # noqa: SIM115
+        # A large buffer: images arrive one by one (a few kB each) and leave in MB-sized writes.
+        handle = open(self.path, "r+b" if self.path.exists() else "w+b", buffering=4 * 2**20)  # noqa: SIM115
         handle.truncate(committed * self.row_bytes)
         handle.seek(committed * self.row_bytes)
         return handle
