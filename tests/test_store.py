@@ -147,6 +147,34 @@ def test_worker_processes_build_the_same_store_and_relay_their_log_lines(tmp_pat
     same_store(tmp_path / "parallel", tmp_path / "serial")
 
 
+def test_workers_decoding_into_shared_slots_keep_order_errors_and_odd_kinds(tmp_path, monkeypatch):
+    from medviz.store import slots
+
+    monkeypatch.setattr("medviz.store.workers.PARALLEL_FROM", 64)
+    monkeypatch.setattr(slots, "SLOT_BYTES", 5 * 8 * 8 * 3)  # 5 images a slot: many slots reused in turn
+    root = write_pngs(tmp_path / "imgs", 150, size=8)
+    (root / "b" / "img00051.png").write_bytes(b"not a png")
+    reader = partial(read_resized, size=8)
+    made = []
+    original = slots.SlotFile.__init__
+
+    def remember(self, *args):
+        original(self, *args)
+        made.append(self.path)
+
+    monkeypatch.setattr(slots.SlotFile, "__init__", remember)
+    report = ingest(tmp_path / "parallel", items_of(root), reader, "imgs", workers=2, commit_every=16)
+    assert made and not any(path.exists() for path in made)  # the slots were used and removed
+    assert report.unreadable == 1 and report.added == 149
+    ingest(tmp_path / "serial", items_of(root), reader, "imgs", workers=1)
+    same_store(tmp_path / "parallel", tmp_path / "serial")
+    odd = root / "a" / "img00200.png"  # a 16-bit gray image among 8-bit RGB ones
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(odd)
+    write_pngs(root, 100, start=300)
+    with pytest.raises(DataError, match=r"1 with 1 channel\(s\) of uint16 \(e.g. a/img00200.png\)"):
+        ingest(tmp_path / "parallel", items_of(root), reader, "imgs", workers=2)
+
+
 def test_an_unreadable_file_is_skipped_until_it_changes(tmp_path, caplog):
     root = write_pngs(tmp_path / "imgs", 6)
     broken = root / "a" / "broken.png"

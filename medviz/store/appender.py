@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from medviz.store.ingest import SourceItem
 
 log = logging.getLogger("medviz")
+_new = tuple.__new__  # builds an Entry without the generated __new__'s argument handling
 
 
 def kind(shape: tuple[int, ...], dtype) -> str:
@@ -70,6 +72,21 @@ class Appender:
         self.pending.append(Entry(item.key, item.size, item.mtime_ns, self.committed + self.written, rows))
         self.images.append(block)
         self.written += rows
+
+    def take_block(self, items: Sequence[SourceItem], block: np.ndarray) -> None:
+        """Queue the images (n, H, W, C) of ``items`` (one image each), decoded as one block."""
+        if self.shape is not None and (block.shape[1:] != self.shape or block.dtype != self.dtype):
+            for item, image in zip(items, block, strict=True):  # another kind than the store's
+                self.take(item, image, None)
+            return
+        if self.shape is None:
+            self.shape, self.dtype = block.shape[1:], block.dtype
+        first = self.committed + self.written
+        self.pending.extend(
+            _new(Entry, (item.key, item.size, item.mtime_ns, first + i, 1)) for i, item in enumerate(items)
+        )
+        self.images.append(block)
+        self.written += len(block)
 
     def write(self) -> None:
         """Append the images taken so far; commit once ``commit_every`` rows are waiting."""

@@ -27,7 +27,7 @@ from medviz.data.errors import DataError
 from medviz.store.appender import Appender, kind
 from medviz.store.index import Entry, StoreIndex
 from medviz.store.rows import RowFile
-from medviz.store.workers import decoded_batches
+from medviz.store.workers import UNREADABLE, decoded_batches
 
 log = logging.getLogger("medviz")
 
@@ -193,18 +193,39 @@ def _add(
     per_batch, commit_every = (1, 1) if blocks else (min(64, commit_every), commit_every)
     with Appender(store_dir, index, commit_every) as appender, progress:
         position = 0
-        for batch in decoded_batches(reader, payloads, 1 if blocks else workers, per_batch):
-            for image, error in batch:
-                appender.take(items[position], image, error)
-                progress.update(max(items[position].count, 1))
-                position += 1
-            appender.write()
+        expected = None if blocks else _expected_kind(appender, reader, payloads)
+        for batch in decoded_batches(reader, payloads, 1 if blocks else workers, per_batch, expected):
+            taken = items[position : position + batch.size]
+            if batch.all_stacked and not blocks:
+                appender.take_block(taken, batch.block)
+            else:
+                for item, (image, error) in zip(taken, batch.decoded(), strict=True):
+                    appender.take(item, image, error)
+            progress.update(sum(max(item.count, 1) for item in taken))
+            position += batch.size
+            appender.write()  # before the next batch: a batch's block may be a slot that is then reused
         appender.commit()
     if appender.odd:
         _refuse_mixed(what, index.rows, kind(tuple(appender.shape), appender.dtype), appender.odd)
     if appender.unreadable:
         log.warning(f"{what}: skipped {appender.unreadable} unreadable of {len(items)} new images (see warnings above)")
     return appender.added, appender.unreadable
+
+
+def _expected_kind(
+    appender: Appender, reader: Callable[[object], np.ndarray], payloads: Sequence[object]
+) -> tuple[tuple[int, ...], np.dtype] | None:
+    """The (shape, dtype) new images should have: the store's, else the first readable one's
+    (one of the first 16, read here); None when none of them can be read."""
+    if appender.shape is not None:
+        return appender.shape, appender.dtype
+    for payload in payloads[:16]:
+        try:
+            image = reader(payload)
+        except UNREADABLE:
+            continue
+        return image.shape, image.dtype
+    return None
 
 
 def _refuse_mixed(what: str, stored: int, stored_kind: str, odd: dict[str, list[str]]) -> None:

@@ -15,11 +15,14 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from itertools import islice
 from logging.handlers import QueueHandler, QueueListener
 
 import numpy as np
 from PIL import UnidentifiedImageError
+
+from medviz.store.slots import Slot, SlotFile, batch_for
 
 #: Errors that make one file unreadable (it is skipped and reported); anything else stops the ingest.
 UNREADABLE = (OSError, UnidentifiedImageError, ValueError)
@@ -35,15 +38,67 @@ IN_FLIGHT_PER_WORKER = 8
 Decoded = tuple[np.ndarray | None, str | None]  # the image, or None and why it could not be read
 
 
-def read_batch(reader: Callable[[object], np.ndarray], payloads: Sequence[object]) -> list[Decoded]:
-    """``reader(payload)`` for each payload; an unreadable one gives (None, the error)."""
-    out: list[Decoded] = []
-    for payload in payloads:
+@dataclass
+class DecodedBatch:
+    """A batch of decoded items: the images of the expected kind in order in ``block`` (in a worker's
+    shared slot, or stacked here), images of another kind one by one, and why others failed.
+
+    Attributes:
+        size: the batch's item count.
+        block: (k, H, W, C): the items not in ``others`` or ``errors``, in order (None: none yet).
+        stacked: k, the images in the block (counted where the block is a slot the caller opens).
+        others: position in the batch -> an image of another kind.
+        errors: position in the batch -> why that item could not be read.
+    """
+
+    size: int
+    block: np.ndarray | None = None
+    stacked: int = 0
+    others: dict[int, np.ndarray] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def all_stacked(self) -> bool:
+        return self.stacked == self.size
+
+    def decoded(self) -> Iterator[Decoded]:
+        """(image, None) or (None, why) for each item, in order."""
+        row = 0
+        for position in range(self.size):
+            if position in self.errors:
+                yield None, self.errors[position]
+            elif position in self.others:
+                yield self.others[position], None
+            else:
+                yield self.block[row], None
+                row += 1
+
+
+def read_batch(
+    reader: Callable[[object], np.ndarray], payloads: Sequence[object], slot: Slot | None = None
+) -> DecodedBatch:
+    """``reader(payload)`` for each payload; an unreadable one gives its error. Images of the first
+    one's kind (of the slot's, given a ``slot``) go into one block: the slot, else one stacked array."""
+    batch = DecodedBatch(len(payloads))
+    target = slot.view() if slot is not None else None
+    stacked: list[np.ndarray] = []
+    for position, payload in enumerate(payloads):
         try:
-            out.append((reader(payload), None))
+            image = reader(payload)
         except UNREADABLE as err:
-            out.append((None, f"{type(err).__name__}: {err}"))
-    return out
+            batch.errors[position] = f"{type(err).__name__}: {err}"
+            continue
+        if target is not None and image.shape == target.shape[1:] and image.dtype == target.dtype:
+            target[batch.stacked] = image
+            batch.stacked += 1
+        elif target is None and (not stacked or (image.shape == stacked[0].shape and image.dtype == stacked[0].dtype)):
+            stacked.append(image)
+            batch.stacked += 1
+        else:
+            batch.others[position] = image
+    if stacked:
+        batch.block = np.stack(stacked)
+    return batch
 
 
 class _Relay(logging.Handler):
@@ -62,34 +117,56 @@ def _start_worker(queue) -> None:
 
 
 def decoded_batches(
-    reader: Callable[[object], np.ndarray], payloads: Sequence[object], workers: int, batch: int = 64
-) -> Iterator[list[Decoded]]:
+    reader: Callable[[object], np.ndarray],
+    payloads: Sequence[object],
+    workers: int,
+    batch: int = 64,
+    kind: tuple[tuple[int, ...], np.dtype] | None = None,
+) -> Iterator[DecodedBatch]:
     """Decoded batches of ``payloads``, in order; in ``workers`` processes when that pays.
 
-    At most ``IN_FLIGHT_PER_WORKER`` batches per worker are in flight, so memory stays bounded
-    whatever the number of items. With one worker, or fewer than ``PARALLEL_FROM`` items (starting the workers costs
-    about as much as decoding a few thousand small images here), everything is read in this process.
+    With worker processes and the expected ``kind`` (shape (H, W, C), dtype) of the images, the
+    workers decode into shared slots (:mod:`medviz.store.slots`); a yielded batch's ``block`` is
+    then a view of its slot, valid until the next batch is asked for. At most
+    ``IN_FLIGHT_PER_WORKER`` batches per worker are in flight, so memory stays bounded whatever the
+    number of items. With one worker, or fewer than ``PARALLEL_FROM`` items (starting the workers
+    costs about as much as decoding a few thousand small images here), everything is read in this
+    process.
     """
-    batches = [payloads[start : start + batch] for start in range(0, len(payloads), batch)]
     if workers <= 1 or len(payloads) < PARALLEL_FROM:
-        for chunk in batches:
-            yield read_batch(reader, chunk)
+        for start in range(0, len(payloads), batch):
+            yield read_batch(reader, payloads[start : start + batch])
         return
+    if kind is not None:
+        batch = batch_for(*kind, batch)
+    batches = (payloads[start : start + batch] for start in range(0, len(payloads), batch))
+    in_flight = IN_FLIGHT_PER_WORKER * workers
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     listener = QueueListener(queue, _Relay())
     listener.start()
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(queue,))
+    slots = SlotFile(in_flight, batch, *kind) if kind is not None else None
     try:
-        pending = iter(batches)
-        first = islice(pending, IN_FLIGHT_PER_WORKER * workers)
-        window = deque(pool.submit(read_batch, reader, chunk) for chunk in first)
+
+        def submit(chunk: Sequence[object]):
+            slot = slots.take() if slots is not None else None
+            return pool.submit(read_batch, reader, chunk, slot), slot
+
+        window = deque(submit(chunk) for chunk in islice(batches, in_flight))
         while window:
-            done = window.popleft().result()
-            following = next(pending, None)
+            future, slot = window.popleft()
+            done = future.result()
+            if slot is not None:
+                done.block = slots.images(slot, done.stacked)
+            yield done  # the caller writes the block before asking for the next batch
+            if slot is not None:
+                slots.give_back(slot)
+            following = next(batches, None)
             if following is not None:
-                window.append(pool.submit(read_batch, reader, following))
-            yield done
+                window.append(submit(following))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         listener.stop()
+        if slots is not None:
+            slots.close()

@@ -1,0 +1,79 @@
+"""Shared batch slots: worker processes decode straight into memory the calling process reads.
+
+Sending decoded images back through a pipe costs a pickle in the worker, the copy through the
+pipe and an unpickle in the caller -- measured here at a sixth of the decoding rate for 64 px
+crops (2 workers: 10,000 images/s with the images sent back, 12,000 with 1-pixel results). So the
+caller keeps one file of equally sized slots in shared memory (``/dev/shm`` where there is one),
+each holding one batch of images of the kind the store expects; a worker writes its batch into the
+slot it was given, sends back only what did not fit (another kind) and the errors, and the caller
+writes the slot to the store before it hands the slot to the next batch.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Slots larger than this hold fewer images per batch (large 16-bit images).
+SLOT_BYTES = 8 * 2**20
+
+_OPENED: dict[str, np.memmap] = {}  # in a worker: the slot files it has mapped, by path
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One batch-sized slot: which file, which slot, and its images' count, shape (H, W, C) and dtype."""
+
+    path: str
+    index: int
+    batch: int
+    shape: tuple[int, ...]
+    dtype: str
+
+    def view(self) -> np.ndarray:
+        """The slot as an array (batch, H, W, C), mapped once per process."""
+        slots = _OPENED.get(self.path)
+        if slots is None:
+            mapped = np.memmap(self.path, dtype=self.dtype, mode="r+")
+            slots = _OPENED[self.path] = mapped.reshape(-1, self.batch, *self.shape)
+        return slots[self.index]
+
+
+class SlotFile:
+    """``count`` slots of ``batch`` images of ``shape`` (H, W, C) and ``dtype``; :meth:`close` removes it."""
+
+    def __init__(self, count: int, batch: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        handle, path = tempfile.mkstemp(prefix="medviz-slots-", suffix=".bin", dir=folder)
+        os.close(handle)
+        self.path = Path(path)
+        self.shape, self.dtype = (batch, *shape), np.dtype(dtype)
+        self.path.write_bytes(b"")
+        os.truncate(self.path, count * int(np.prod(self.shape)) * self.dtype.itemsize)
+        self.slots = np.memmap(self.path, dtype=self.dtype, mode="r+").reshape(-1, *self.shape)
+        self.free = list(range(count))
+
+    def close(self) -> None:
+        """Remove the file (workers that still map it keep their pages until they exit)."""
+        del self.slots
+        self.path.unlink(missing_ok=True)
+
+    def take(self) -> Slot:
+        return Slot(str(self.path), self.free.pop(), self.shape[0], self.shape[1:], self.dtype.str)
+
+    def give_back(self, slot: Slot) -> None:
+        self.free.append(slot.index)
+
+    def images(self, slot: Slot, count: int) -> np.ndarray:
+        """The first ``count`` images a worker wrote into ``slot`` (a view: write them before giving it back)."""
+        return self.slots[slot.index][:count]
+
+
+def batch_for(shape: tuple[int, ...], dtype: np.dtype, batch: int) -> int:
+    """Images per batch so that one slot stays within ``SLOT_BYTES``."""
+    row = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return max(1, min(batch, SLOT_BYTES // max(row, 1)))
