@@ -31,6 +31,7 @@ from medviz.store.ingest import IngestReport, SourceItem, ingest
 from medviz.store.read import open_store
 
 log = logging.getLogger("medviz")
+_new = tuple.__new__  # builds a SourceItem without the generated __new__'s argument handling
 
 
 def images_below(folder: Path) -> list[Path]:
@@ -38,13 +39,16 @@ def images_below(folder: Path) -> list[Path]:
     return [Path(file.path) for file in files_below(folder)]
 
 
-def _report_nesting(root: Path, relative: list[str]) -> None:
-    """Say so when images lie below the class folders: they are labelled by their top-level folder."""
-    nested = [r for r in relative if r.count(os.sep) > 1]
+def _report_nesting(root: Path, below_class: list[str], class_of: list[str]) -> None:
+    """Say so when images lie below the class folders: they are labelled by their top-level folder.
+
+    ``below_class``: each image's path below its class folder; ``class_of``: that folder.
+    """
+    nested = [i for i, rest in enumerate(below_class) if os.sep in rest]
     if nested:
-        example = Path(nested[0])
+        example = Path(class_of[nested[0]]) / below_class[nested[0]]
         log.info(
-            f"{root}: {len(nested)} of {len(relative)} images lie in sub-folders of the class folders "
+            f"{root}: {len(nested)} of {len(below_class)} images lie in sub-folders of the class folders "
             f"(e.g. {example}); each is labelled by its top-level folder ({example.parts[0]}). To label by a "
             f"deeper level, point dataset.path at the folder whose sub-folders are the classes "
             f"(e.g. {root / example.parts[0]})"
@@ -61,10 +65,10 @@ def scan_folder(root: Path, stat: bool = True) -> tuple[list[FoundFile], list[st
         raise DataError(f"image folder {root} does not exist; set dataset.path to a folder of images")
     with paused_gc():
         found = files_below(root, stat)
-    relative = [file.relative for file in found]
-    loose = [file for file in found if os.sep not in file.relative]
-    in_classes = [i for i, rel in enumerate(relative) if os.sep in rel]
-    class_of = [relative[i].split(os.sep, 1)[0] for i in in_classes]
+    top = [file.relative.partition(os.sep) for file in found]  # (class folder, sep, the rest); sep "" when loose
+    loose = [file for file, (_, sep, _) in zip(found, top, strict=True) if not sep]
+    in_classes = found if not loose else [file for file, (_, sep, _) in zip(found, top, strict=True) if sep]
+    class_of = [folder for folder, sep, _ in top if sep]
     class_dirs = sorted(set(class_of))
     if class_dirs and loose:
         raise DataError(
@@ -80,8 +84,8 @@ def scan_folder(root: Path, stat: bool = True) -> tuple[list[FoundFile], list[st
             "an unlabelled map), or add folders for the other classes"
         )
     if class_dirs:
-        _report_nesting(root, [relative[i] for i in in_classes])
-        return [found[i] for i in in_classes], class_of
+        _report_nesting(root, [rest for _, sep, rest in top if sep], class_of)
+        return in_classes, class_of
     if not loose:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root} or its sub-folders")
     return loose, None
@@ -101,8 +105,10 @@ def folder_items(root: Path, items: Sequence[FoundFile | Path | tuple[Path, ...]
     def relative(name: str) -> str:
         return name[len(prefix) :] if name.startswith(prefix) else str(Path(name).relative_to(root))
 
+    if all(type(item) is FoundFile for item in items):  # listed with their keys, sizes and mtimes already
+        return [_new(SourceItem, (f.relative, f.size, f.mtime_ns, f.path, 0)) for f in items]
     for item in items:
-        if isinstance(item, FoundFile):  # listed with its key, size and mtime already
+        if isinstance(item, FoundFile):
             out.append(SourceItem(item.relative, item.size, item.mtime_ns, item.path))
             continue
         paths = (item,) if isinstance(item, Path) else tuple(item)

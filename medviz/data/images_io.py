@@ -47,7 +47,7 @@ def _read_with_pil(path: Path) -> np.ndarray:
                 log.info(
                     f"{path}: {image.mode} image: its alpha channel is dropped (and in every such file of {folder})"
                 )
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
 
 
 def read_image(path: Path, as_photo: bool = True) -> np.ndarray:
