@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from medviz.data.images_io import IMAGE_SUFFIXES
 
-_SUFFIXES = frozenset(IMAGE_SUFFIXES)
+_SUFFIXES = tuple(IMAGE_SUFFIXES)
 _new = tuple.__new__  # builds a FoundFile without the generated __new__'s argument handling
 
 
@@ -64,7 +64,7 @@ def _walk(current: str, relative: str, found: list[FoundFile], seen: set[tuple[i
                 continue
             if entry.is_dir():
                 folders.add(name)
-            elif name[name.rfind(".") :].lower() in _SUFFIXES and entry.is_file():
+            elif name.lower().endswith(_SUFFIXES) and entry.is_file():
                 if stat:
                     info = entry.stat()
                     files[name] = (info.st_size, info.st_mtime_ns)
