@@ -175,6 +175,23 @@ def test_workers_decoding_into_shared_slots_keep_order_errors_and_odd_kinds(tmp_
         ingest(tmp_path / "parallel", items_of(root), reader, "imgs", workers=2)
 
 
+def test_slots_leave_a_shared_memory_too_small_for_them(tmp_path, monkeypatch):
+    from medviz.store import slots
+
+    shared = tmp_path / "shm"
+    shared.mkdir()
+    assert slots.slot_folder(10_000, str(shared)) == str(shared)  # room for it twice over
+    real = os.statvfs
+
+    class Full:
+        f_bavail, f_frsize = 10, 4096  # 40 kB free, as a container's shared memory can be
+
+    monkeypatch.setattr(os, "statvfs", lambda path: Full() if path == str(shared) else real(path))
+    assert slots.slot_folder(10_000, str(shared)) == str(shared)
+    assert slots.slot_folder(30_000, str(shared)) is None  # the temporary folder instead
+    assert slots.slot_folder(10, str(tmp_path / "missing")) is None
+
+
 def test_an_unreadable_file_is_skipped_until_it_changes(tmp_path, caplog):
     root = write_pngs(tmp_path / "imgs", 6)
     broken = root / "a" / "broken.png"

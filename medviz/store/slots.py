@@ -47,13 +47,12 @@ class SlotFile:
     """``count`` slots of ``batch`` images of ``shape`` (H, W, C) and ``dtype``; :meth:`close` removes it."""
 
     def __init__(self, count: int, batch: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        handle, path = tempfile.mkstemp(prefix="medviz-slots-", suffix=".bin", dir=folder)
+        self.shape, self.dtype = (batch, *shape), np.dtype(dtype)
+        size = count * int(np.prod(self.shape)) * self.dtype.itemsize
+        handle, path = tempfile.mkstemp(prefix="medviz-slots-", suffix=".bin", dir=slot_folder(size))
         os.close(handle)
         self.path = Path(path)
-        self.shape, self.dtype = (batch, *shape), np.dtype(dtype)
-        self.path.write_bytes(b"")
-        os.truncate(self.path, count * int(np.prod(self.shape)) * self.dtype.itemsize)
+        os.truncate(self.path, size)
         self.slots = np.memmap(self.path, dtype=self.dtype, mode="r+").reshape(-1, *self.shape)
         self.free = list(range(count))
 
@@ -71,6 +70,19 @@ class SlotFile:
     def images(self, slot: Slot, count: int) -> np.ndarray:
         """The first ``count`` images a worker wrote into ``slot`` (a view: write them before giving it back)."""
         return self.slots[slot.index][:count]
+
+
+def slot_folder(size: int, shared: str = "/dev/shm") -> str | None:
+    """Where a slot file of ``size`` bytes goes: shared memory when it has room for it twice over
+    (a container's is often only 64 MB, and writing past a full one kills the writer with SIGBUS),
+    else the temporary folder (None), on disk but still read back through the page cache."""
+    try:
+        free = os.statvfs(shared)
+    except OSError:
+        return None
+    if not os.access(shared, os.W_OK) or free.f_bavail * free.f_frsize < 2 * size:
+        return None
+    return shared
 
 
 def batch_for(shape: tuple[int, ...], dtype: np.dtype, batch: int) -> int:
