@@ -10,45 +10,44 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
 
 from medviz.data.images_io import IMAGE_SUFFIXES
+from medviz.store.ingest import SourceItem
 
 _SUFFIXES = tuple(IMAGE_SUFFIXES)
-_new = tuple.__new__  # builds a FoundFile without the generated __new__'s argument handling
-
-
-class FoundFile(NamedTuple):
-    """An image file: its path, its path relative to the folder listed, and the size and mtime that
-    tell a changed file from a stored one."""
-
-    path: str
-    relative: str
-    size: int
-    mtime_ns: int
+_new = tuple.__new__  # builds a SourceItem without the generated __new__'s argument handling
 
 
 #: The size and mtime of a file listed by name only.
 UNKNOWN = -1
 _UNKNOWN_VERSION = (UNKNOWN, UNKNOWN)
 
+#: (folder below the one listed, "" for itself or "a/b/" below it; how many of its files come next)
+Run = tuple[str, int]
 
-def files_below(folder: str | Path, stat: bool = True) -> list[FoundFile]:
+
+def files_below(folder: str | Path, stat: bool = True, runs: list[Run] | None = None) -> list[SourceItem]:
     """Every image file in ``folder`` and its sub-folders, sorted by their path's parts (the order
-    ``sorted()`` gives their ``Path`` s).
+    ``sorted()`` gives their ``Path`` s), as store items: keyed by the path relative to ``folder``,
+    with their size and mtime, and their path (a string) as the payload.
+
+    ``runs``, when given, gets which folder each stretch of the result lies in, so that callers can
+    tell classes and nesting per folder rather than per file.
 
     Hidden files and folders below ``folder`` are skipped (``folder`` itself may sit in a hidden
     one). Linked folders are followed, each real folder once. With ``stat=False`` files are listed
     by name only (size and mtime ``UNKNOWN``): one directory read per folder and no call per file,
     which is what makes the difference on a network file system.
     """
-    found: list[FoundFile] = []
+    found: list[SourceItem] = []
     seen: set[tuple[int, int]] = set()
-    _walk(str(folder), "", found, seen, stat)
+    _walk(str(folder), "", found, seen, stat, [] if runs is None else runs)
     return found
 
 
-def _walk(current: str, relative: str, found: list[FoundFile], seen: set[tuple[int, int]], stat: bool) -> None:
+def _walk(
+    current: str, relative: str, found: list[SourceItem], seen: set[tuple[int, int]], stat: bool, runs: list[Run]
+) -> None:
     """Append ``current``'s image files to ``found``, visiting entries in name order (depth first,
     so the result comes out sorted without sorting it)."""
     info = os.stat(current)
@@ -71,8 +70,15 @@ def _walk(current: str, relative: str, found: list[FoundFile], seen: set[tuple[i
                 else:
                     files[name] = _UNKNOWN_VERSION
     folder = current if current.endswith(os.sep) else current + os.sep
+    run = 0
     for name in sorted([*files, *folders]):  # names are strings: sorting them is fast
         if name in folders:
-            _walk(folder + name, relative + name + os.sep, found, seen, stat)
+            if run:
+                runs.append((relative, run))
+                run = 0
+            _walk(folder + name, relative + name + os.sep, found, seen, stat, runs)
         else:
-            found.append(_new(FoundFile, (folder + name, relative + name, *files[name])))
+            found.append(_new(SourceItem, (relative + name, *files[name], folder + name, 0)))
+            run += 1
+    if run:
+        runs.append((relative, run))

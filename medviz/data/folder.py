@@ -25,54 +25,54 @@ from medviz.data.arrays import ImageArrays
 from medviz.data.cache import cache_key, default_cache_dir
 from medviz.data.channel_files import group_channel_files
 from medviz.data.errors import DataError
-from medviz.data.file_walk import UNKNOWN, FoundFile, files_below
+from medviz.data.file_walk import UNKNOWN, Run, files_below
 from medviz.data.images_io import IMAGE_SUFFIXES, read_resized
 from medviz.store.ingest import IngestReport, SourceItem, ingest
 from medviz.store.read import open_store
 
 log = logging.getLogger("medviz")
-_new = tuple.__new__  # builds a SourceItem without the generated __new__'s argument handling
 
 
 def images_below(folder: Path) -> list[Path]:
     """Every image file in ``folder`` and its sub-folders (hidden ones skipped), sorted."""
-    return [Path(file.path) for file in files_below(folder)]
+    return [Path(file.payload) for file in files_below(folder)]
 
 
-def _report_nesting(root: Path, below_class: list[str], class_of: list[str]) -> None:
-    """Say so when images lie below the class folders: they are labelled by their top-level folder.
-
-    ``below_class``: each image's path below its class folder; ``class_of``: that folder.
-    """
-    nested = [i for i, rest in enumerate(below_class) if os.sep in rest]
+def _report_nesting(root: Path, runs: list[Run], images: int) -> None:
+    """Say so when images lie below the class folders: they are labelled by their top-level folder."""
+    nested = [(folder, count) for folder, count in runs if folder.count(os.sep) > 1]
     if nested:
-        example = Path(class_of[nested[0]]) / below_class[nested[0]]
+        example = Path(nested[0][0])
         log.info(
-            f"{root}: {len(nested)} of {len(below_class)} images lie in sub-folders of the class folders "
-            f"(e.g. {example}); each is labelled by its top-level folder ({example.parts[0]}). To label by a "
-            f"deeper level, point dataset.path at the folder whose sub-folders are the classes "
+            f"{root}: {sum(count for _, count in nested)} of {images} images lie in sub-folders of the class "
+            f"folders (e.g. in {example}); each is labelled by its top-level folder ({example.parts[0]}). To "
+            f"label by a deeper level, point dataset.path at the folder whose sub-folders are the classes "
             f"(e.g. {root / example.parts[0]})"
         )
 
 
-def scan_folder(root: Path, stat: bool = True) -> tuple[list[FoundFile], list[str] | None]:
-    """Image files and their class names (None when the folder has no class sub-folders).
+def scan_folder(root: Path, stat: bool = True) -> tuple[list[SourceItem], list[str] | None]:
+    """Image files (as store items, :func:`files_below`) and their class names (None when the
+    folder has no class sub-folders).
 
     Classes are the top-level sub-folders; their images may sit at any depth below them. With
-    ``stat=False`` the files are listed by name only (see :func:`files_below`).
+    ``stat=False`` the files are listed by name only. Classes and nesting are told per folder, not
+    per file (a folder of 200,000 files has a handful of folders).
     """
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist; set dataset.path to a folder of images")
+    runs: list[Run] = []
     with paused_gc():
-        found = files_below(root, stat)
-    top = [file.relative.partition(os.sep) for file in found]  # (class folder, sep, the rest); sep "" when loose
-    loose = [file for file, (_, sep, _) in zip(found, top, strict=True) if not sep]
-    in_classes = found if not loose else [file for file, (_, sep, _) in zip(found, top, strict=True) if sep]
-    class_of = [folder for folder, sep, _ in top if sep]
-    class_dirs = sorted(set(class_of))
+        found = files_below(root, stat, runs)
+    loose = sum(count for folder, count in runs if not folder)
+    class_of: list[str] = []
+    for folder, count in runs:
+        if folder:
+            class_of.extend([folder.partition(os.sep)[0]] * count)
+    class_dirs = sorted({folder.partition(os.sep)[0] for folder, _ in runs if folder})
     if class_dirs and loose:
         raise DataError(
-            f"{root} mixes {len(loose)} images at the top level with class sub-folders "
+            f"{root} mixes {loose} images at the top level with class sub-folders "
             f"({', '.join(class_dirs[:5])}): move the loose images into a class folder, "
             "or point dataset.path at a folder with only one of the two layouts"
         )
@@ -84,11 +84,11 @@ def scan_folder(root: Path, stat: bool = True) -> tuple[list[FoundFile], list[st
             "an unlabelled map), or add folders for the other classes"
         )
     if class_dirs:
-        _report_nesting(root, [rest for _, sep, rest in top if sep], class_of)
-        return in_classes, class_of
+        _report_nesting(root, runs, len(found))
+        return found, class_of
     if not loose:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {root} or its sub-folders")
-    return loose, None
+    return found, None
 
 
 #: Bumped when reading changes what a store holds (2: channels and bit depth kept; 3: the store; 4: its
@@ -96,20 +96,21 @@ def scan_folder(root: Path, stat: bool = True) -> tuple[list[FoundFile], list[st
 READER_VERSION = 4
 
 
-def folder_items(root: Path, items: Sequence[FoundFile | Path | tuple[Path, ...]]) -> list[SourceItem]:
+def folder_items(root: Path, items: Sequence[SourceItem | Path | tuple[Path, ...]]) -> list[SourceItem]:
     """The store's view of a folder: one item per image (or per group of channel files), keyed by
-    its path relative to ``root``; its size and mtime tell a changed file from the one stored."""
+    its path relative to ``root``; its size and mtime tell a changed file from the one stored.
+    Files listed by :func:`files_below` are store items already."""
+    if all(type(item) is SourceItem for item in items):
+        return list(items)
     out = []
     prefix = str(root).rstrip(os.sep) + os.sep
 
     def relative(name: str) -> str:
         return name[len(prefix) :] if name.startswith(prefix) else str(Path(name).relative_to(root))
 
-    if all(type(item) is FoundFile for item in items):  # listed with their keys, sizes and mtimes already
-        return [_new(SourceItem, (f.relative, f.size, f.mtime_ns, f.path, 0)) for f in items]
     for item in items:
-        if isinstance(item, FoundFile):
-            out.append(SourceItem(item.relative, item.size, item.mtime_ns, item.path))
+        if isinstance(item, SourceItem):
+            out.append(item)
             continue
         paths = (item,) if isinstance(item, Path) else tuple(item)
         stats = [os.stat(p) for p in paths]
@@ -162,7 +163,7 @@ def _with_version(item: SourceItem) -> SourceItem:
 
 def ingest_files(
     root: Path,
-    files: Sequence[FoundFile | Path],
+    files: Sequence[SourceItem | Path],
     size: int,
     cache_dir: str | None = None,
     channel_files: list[str] | None = None,
@@ -178,7 +179,7 @@ def ingest_files(
     """
     if channel_files:
         files = group_channel_files(
-            [Path(f.path) if isinstance(f, FoundFile) else f for f in files], channel_files, root
+            [Path(f.payload) if isinstance(f, SourceItem) else f for f in files], channel_files, root
         )
     store_dir = folder_store(root, size, channel_files, cache_dir, kind)
     stat_new = None if _by_stat(check) else _with_version
