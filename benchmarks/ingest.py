@@ -60,7 +60,7 @@ start = time.perf_counter()
 if step == "loop":
     from medviz.data.folder import scan_folder
     from medviz.data.images_io import read_many
-    files = [Path(file.path) for file in scan_folder(folder)[0]]
+    files = [Path(file.payload) for file in scan_folder(folder)[0]]
     images, kept = read_many(files, size, str(folder))
     assert len(kept) == len(files)
 else:
