@@ -189,16 +189,14 @@ def find_groups(
         found = _cluster_groups(coords[sample], None if labels is None else labels[sample], within, *shape)
         groups = _followed_by_nearest(coords, sample, found)
 
-    def suspicious(members: np.ndarray) -> bool:
-        return len(members) < TIGHT_MAX_FRACTION * len(coords) and not (
-            labels is not None and _a_class_of_its_own(labels, members)
-        )
-
     flagged = set(np.concatenate([g.indices for g in groups]).tolist()) if groups else set()
     for component in _components(coords, 0.25 * m, 5):
-        if len(component) >= min_size and not set(component.tolist()) & flagged and suspicious(component):
-            measured = float(np.median(spacing[component])) / m, _separation(coords, component, spacing) / m
-            groups.append(Group("tight cluster", component, *measured))
+        if (
+            len(component) >= min_size
+            and not set(component.tolist()) & flagged
+            and _suspicious(component, len(coords), TIGHT_MAX_FRACTION, labels)
+        ):
+            groups.append(Group("tight cluster", component, *_measures(coords, component, spacing, m)))
     if images is not None:
         for group in groups:
             group.image_similarity = image_similarity(images[group.indices])
@@ -222,29 +220,30 @@ def _cluster_groups(
     distance to its ``k``-th neighbour among them."""
     m = float(np.median(spacing))
     clusters = HDBSCAN(min_cluster_size=max(min_size, 15), min_samples=10, copy=True).fit(coords).labels_
-
-    def measures(members: np.ndarray) -> tuple[float, float]:
-        """(spacing, separation) of a group, in units of m."""
-        return float(np.median(spacing[members])) / m, _separation(coords, members, spacing) / m
-
-    def suspicious(members: np.ndarray, largest: float) -> bool:
-        """Small enough to be a problem, and not simply one class that the map keeps together."""
-        return len(members) < largest * len(coords) and not (
-            labels is not None and _a_class_of_its_own(labels, members)
-        )
-
     groups: list[Group] = []
     for label in range(clusters.max() + 1):
         members = np.flatnonzero(clusters == label)
-        relative_spacing, separation = measures(members)
+        relative_spacing, separation = _measures(coords, members, spacing, m)
         if relative_spacing < tight_spacing:
-            if suspicious(members, TIGHT_MAX_FRACTION):
+            if _suspicious(members, len(coords), TIGHT_MAX_FRACTION, labels):
                 groups.append(Group("tight cluster", members, relative_spacing, separation))
         elif separation >= island_separation:
             grown = _with_stragglers(coords, clusters, label, 2 * m)
-            if suspicious(grown, island_fraction):  # its stragglers count towards the island's size
+            # its stragglers count towards the island's size
+            if _suspicious(grown, len(coords), island_fraction, labels):
                 groups.append(Group("isolated island", grown, relative_spacing, separation))
     return groups
+
+
+def _measures(coords: np.ndarray, members: np.ndarray, spacing: np.ndarray, m: float) -> tuple[float, float]:
+    """(spacing, separation) of a group, in units of the map's typical spacing m."""
+    return float(np.median(spacing[members])) / m, _separation(coords, members, spacing) / m
+
+
+def _suspicious(members: np.ndarray, points: int, largest: float, labels: np.ndarray | None) -> bool:
+    """Small enough (under ``largest`` of the ``points``) to be a problem, and not simply one class
+    that the map keeps together."""
+    return len(members) < largest * points and not (labels is not None and _a_class_of_its_own(labels, members))
 
 
 def _followed_by_nearest(coords: np.ndarray, sample: np.ndarray, groups: list[Group]) -> list[Group]:
