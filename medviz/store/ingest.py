@@ -27,7 +27,7 @@ from medviz.data.errors import DataError
 from medviz.store.appender import Appender, kind
 from medviz.store.index import Entry, StoreIndex
 from medviz.store.rows import RowFile
-from medviz.store.workers import UNREADABLE, decoded_batches
+from medviz.store.workers import decoded_batches
 
 log = logging.getLogger("medviz")
 
@@ -193,8 +193,8 @@ def _add(
     per_batch, commit_every = (1, 1) if blocks else (min(64, commit_every), commit_every)
     with Appender(store_dir, index, commit_every) as appender, progress:
         position = 0
-        expected = None if blocks else _expected_kind(appender, reader, payloads)
-        for batch in decoded_batches(reader, payloads, 1 if blocks else workers, per_batch, expected):
+        stored_kind = None if appender.shape is None else (appender.shape, appender.dtype)
+        for batch in decoded_batches(reader, payloads, 1 if blocks else workers, per_batch, stored_kind):
             taken = items[position : position + batch.size]
             if batch.all_stacked and not blocks:
                 appender.take_block(taken, batch.block)
@@ -210,22 +210,6 @@ def _add(
     if appender.unreadable:
         log.warning(f"{what}: skipped {appender.unreadable} unreadable of {len(items)} new images (see warnings above)")
     return appender.added, appender.unreadable
-
-
-def _expected_kind(
-    appender: Appender, reader: Callable[[object], np.ndarray], payloads: Sequence[object]
-) -> tuple[tuple[int, ...], np.dtype] | None:
-    """The (shape, dtype) new images should have: the store's, else the first readable one's
-    (one of the first 16, read here); None when none of them can be read."""
-    if appender.shape is not None:
-        return appender.shape, appender.dtype
-    for payload in payloads[:16]:
-        try:
-            image = reader(payload)
-        except UNREADABLE:
-            continue
-        return image.shape, image.dtype
-    return None
 
 
 def _refuse_mixed(what: str, stored: int, stored_kind: str, odd: dict[str, list[str]]) -> None:

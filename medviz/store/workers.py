@@ -116,6 +116,19 @@ def _start_worker(queue) -> None:
     logger.propagate = False
 
 
+def _first_kind(
+    reader: Callable[[object], np.ndarray], payloads: Sequence[object], tries: int = 16
+) -> tuple[tuple[int, ...], np.dtype] | None:
+    """(shape, dtype) of the first readable of the first ``tries`` items (None: none could be read)."""
+    for payload in payloads[:tries]:
+        try:
+            image = reader(payload)
+        except UNREADABLE:
+            continue
+        return image.shape, image.dtype
+    return None
+
+
 def decoded_batches(
     reader: Callable[[object], np.ndarray],
     payloads: Sequence[object],
@@ -125,9 +138,9 @@ def decoded_batches(
 ) -> Iterator[DecodedBatch]:
     """Decoded batches of ``payloads``, in order; in ``workers`` processes when that pays.
 
-    With worker processes and the expected ``kind`` (shape (H, W, C), dtype) of the images, the
-    workers decode into shared slots (:mod:`medviz.store.slots`); a yielded batch's ``block`` is
-    then a view of its slot, valid until the next batch is asked for. At most
+    With worker processes, the workers decode into shared slots sized to ``kind`` (shape (H, W, C),
+    dtype: the store's; when None, the first readable item's; :mod:`medviz.store.slots`); a yielded
+    batch's ``block`` is then a view of its slot, valid until the next batch is asked for. At most
     ``IN_FLIGHT_PER_WORKER`` batches per worker are in flight, so memory stays bounded whatever the
     number of items. With one worker, or fewer than ``PARALLEL_FROM`` items (starting the workers
     costs about as much as decoding a few thousand small images here), everything is read in this
@@ -137,6 +150,7 @@ def decoded_batches(
         for start in range(0, len(payloads), batch):
             yield read_batch(reader, payloads[start : start + batch])
         return
+    kind = kind or _first_kind(reader, payloads)
     if kind is not None:
         batch = batch_for(*kind, batch)
     batches = (payloads[start : start + batch] for start in range(0, len(payloads), batch))
