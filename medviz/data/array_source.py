@@ -17,10 +17,10 @@ import numpy as np
 
 from medviz.data.array_store import ArrayPart, array_store_dir, file_version, store_arrays
 from medviz.data.arrays import ImageArrays
-from medviz.data.dtypes import ValueRange, stored_conversion, value_range
+from medviz.data.dtypes import decided_on_first_use, stored_conversion
 from medviz.data.errors import DataError
 from medviz.data.images_io import resize as resize_image
-from medviz.data.npy_stream import NpyArray, NpyBlocks, npy_array, npz_arrays
+from medviz.data.npy_stream import NpyBlocks, arrays_value_range, npy_array, npz_arrays
 
 log = logging.getLogger("medviz")
 
@@ -116,13 +116,12 @@ def load_arrays(
         log.info(f"{file}: resizing {images.shape[0]} images from {height}x{width} to {target}x{target}")
     store = array_store_dir("arrays", file.stem, cache_dir, file=str(file.resolve()), resize=target, layout=axes)
     part = ArrayPart("images", images.shape[0], images.row_bytes, file_version(file))
-    convert = None  # decided on the first block read, over the whole array
+    convert = decided_on_first_use(
+        lambda: stored_conversion(images.dtype, str(file), lambda: arrays_value_range([images]), once=False)
+    )
     with NpyBlocks() as blocks:
 
         def read_block(payload: tuple[int, int, int]) -> np.ndarray:
-            nonlocal convert
-            if convert is None:
-                convert = stored_conversion(images.dtype, str(file), lambda: _value_range(images), once=False)
             _, start, stop = payload
             block = convert(in_nhwc(blocks.rows(images, start, stop), axes))
             return np.stack([resize_image(image, target) for image in block]) if target else block
@@ -137,8 +136,3 @@ def load_arrays(
         channel_names=channel_names,
         cache_file=store / f"generation-{generation}",
     )
-
-
-def _value_range(images: NpyArray) -> ValueRange:
-    with NpyBlocks() as blocks:
-        return value_range(blocks.all_rows(images))

@@ -47,6 +47,19 @@ def value_range(blocks: Iterable[np.ndarray]) -> ValueRange:
 Convert = Callable[[np.ndarray], np.ndarray]
 
 
+def decided_on_first_use(decide: Callable[[], Convert]) -> Convert:
+    """A conversion chosen by ``decide()`` when it is first applied: a store that is current converts
+    nothing, so nothing is read to choose it."""
+    chosen: list[Convert] = []
+
+    def convert(images: np.ndarray) -> np.ndarray:
+        if not chosen:
+            chosen.append(decide())
+        return chosen[0](images)
+
+    return convert
+
+
 def _unchanged(images: np.ndarray) -> np.ndarray:
     return images
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import os
 import zipfile
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 from medviz.data.array_store import ArrayPart, array_store_dir, file_version, store_arrays
 from medviz.data.arrays import ImageArrays
-from medviz.data.dtypes import ValueRange, uint8_conversion, value_range
+from medviz.data.dtypes import decided_on_first_use, uint8_conversion
 from medviz.data.errors import DataError
-from medviz.data.npy_stream import NpyArray, NpyBlocks, npz_arrays
+from medviz.data.npy_stream import NpyArray, NpyBlocks, arrays_value_range, npz_arrays
 
 SPLITS = ("train", "val", "test")
 SIZES = (28, 64, 128, 224)
@@ -105,25 +104,18 @@ def _stored_images(path: Path, flag: str, size: int, cache_dir: str | None) -> t
     parts = [ArrayPart(a.member, a.shape[0], a.row_bytes, file_version(path)) for a in arrays]
     source = f"{path} ({', '.join(f'{s}_images' for s in SPLITS)})"
     store = array_store_dir("medmnist", flag, cache_dir, file=str(path.resolve()), size=size)
-    to_uint8 = None  # decided on the first block read, over the whole file (nothing is read when the store is current)
+    to_uint8 = decided_on_first_use(
+        lambda: uint8_conversion(arrays[0].dtype, source, lambda: arrays_value_range(arrays))
+    )
     with NpyBlocks() as blocks:
 
         def read_block(payload: tuple[int, int, int]) -> np.ndarray:
-            nonlocal to_uint8
-            if to_uint8 is None:
-                to_uint8 = uint8_conversion(arrays[0].dtype, source, lambda: _value_range(arrays))
             part, start, stop = payload
             images = to_uint8(blocks.rows(arrays[part], start, stop))
             return np.repeat(images[..., None], 3, axis=-1) if images.ndim == 3 else images  # grayscale -> RGB
 
         images, source_rows, generation = store_arrays(store, parts, read_block, str(path))
     return images, source_rows, store / f"generation-{generation}"
-
-
-def _value_range(arrays: list[NpyArray]) -> ValueRange:
-    """The values' range over every array, read in blocks (for a dtype other than uint8)."""
-    with NpyBlocks() as blocks:
-        return value_range(chain.from_iterable(blocks.all_rows(array) for array in arrays))
 
 
 def load_medmnist(

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
+from medviz.data.dtypes import ValueRange, value_range
 from medviz.data.errors import DataError
 
 log = logging.getLogger("medviz")
@@ -140,3 +142,10 @@ class NpyBlocks:
             raise DataError(f"{array.source} ends before its {array.shape[0]} rows: the file is truncated")
         self._open = (array, archive, handle, stop)
         return np.frombuffer(data, dtype=array.dtype).reshape((stop - start, *array.shape[1:]))
+
+
+def arrays_value_range(arrays: Sequence[NpyArray]) -> ValueRange:
+    """The values' range over every row of ``arrays``, read block by block (a pass over the data:
+    only for dtypes whose conversion depends on it)."""
+    with NpyBlocks() as blocks:
+        return value_range(chain.from_iterable(blocks.all_rows(array) for array in arrays))
