@@ -119,3 +119,12 @@ def write_image_folder(root: Path, classes=("a", "b"), per_class: int = 6) -> Pa
             else:
                 Image.fromarray(pixels[..., :3]).quantize(16).save(folder / f"img{i}.png")  # palette
     return root
+
+
+def write_pngs(folder: Path, count: int, start: int = 0, size: int = 12, classes=("a", "b")) -> Path:
+    """``count`` small RGB PNGs spread over class folders, each different (seeded by its number)."""
+    for number in range(start, start + count):
+        target = folder / classes[number % len(classes)]
+        target.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng_images(1, size, seed=number)[0]).save(target / f"img{number:05d}.png")
+    return folder
