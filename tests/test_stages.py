@@ -1,11 +1,14 @@
 """t-SimCNE's three stages: output size, trainable parameters, optimiser contents, lr per stage."""
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
 from medviz.data.datamodule import ArrayDataModule
 from medviz.data.synthblood import load_synthblood
+from medviz.errors import ConfigError
+from medviz.methods.stages import Stage
 from medviz.training.build import build_method
 from tests.conftest import TINY, compose_config, plain_trainer
 
@@ -81,16 +84,42 @@ def test_fresh_optimiser_and_lr_schedule_per_stage(staged_run):
     assert len({ids[0], ids[2], ids[4]}) == 3
     lr = module.lr  # 0.03 * 32 / 256
     assert lr == pytest.approx(0.00375)
-    # Stage 1: warmup epoch at 0, then peak. Stage 2: no warmup. Stage 3: warmup, then lr / 1000.
-    expected = [
-        0.0,
-        lr,
-        lr,
-        pytest.approx(lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi / 2)).item())),
-        0.0,
-        lr * 1e-3,
-    ]
-    assert [e["lr"] for e in epochs] == [pytest.approx(x) if isinstance(x, float) else x for x in expected]
+    # epochs [2, 2, 2], warmup [1, 0, 1]: stage 2 decays over 1 + 2 - 0 = 3 table entries; stage 3 at lr / 1000.
+    expected = [*reference_lrs(lr, 2, 1), *reference_lrs(lr, 2, 0), *reference_lrs(lr * 1e-3, 2, 1)]
+    assert [e["lr"] for e in epochs] == pytest.approx(expected, abs=1e-12)
+    assert epochs[3]["lr"] == pytest.approx(0.75 * lr)
+
+
+def reference_lrs(peak: float, epochs: int, warmup: int) -> list[float]:
+    """The reference code's per-epoch lr of one stage: a table of warmup ``linspace(0, peak, w)``
+    then ``d = 1 + n - w`` cosine entries, read from its first entry."""
+    decay = 1 + epochs - warmup
+    table = np.hstack([np.linspace(0, peak, warmup), 0.5 * peak * (1 + np.cos(np.pi * np.arange(decay) / decay))])
+    return table[:epochs].tolist()
+
+
+@pytest.mark.parametrize(("epochs", "warmup"), [(30, 10), (1000, 10), (50, 0), (450, 10), (5, 1), (4, 2), (3, 5)])
+def test_stage_lr_factor_is_the_reference_table(epochs, warmup):
+    stage = Stage("s", epochs, 1.0, warmup, "high", "all")
+    assert [stage.lr_factor(e) for e in range(epochs)] == pytest.approx(reference_lrs(1.0, epochs, warmup), abs=1e-12)
+
+
+def test_stage1_of_30_epochs_ends_where_the_reference_ends():
+    # batch 128: lr 0.015; the reference ends stage 1 of [30, 10, 20] at 3.3e-4 (a cosine over 21 entries).
+    assert 0.015 * Stage("s", 30, 1.0, 10, "high", "all").lr_factor(29) == pytest.approx(3.33e-4, rel=0.01)
+
+
+def test_every_stage_follows_the_reference_lr_epoch_by_epoch(tmp_path):
+    """Through a real Trainer: the lr the optimiser holds at each epoch of each of the three stages."""
+    cfg = compose_config([*TINY, "schedule.epochs=[4,3,4]", "schedule.warmup_epochs=[3,0,2]"], run_dir=tmp_path)
+    data = load_synthblood(n_images=64, seed=0)
+    module = build_method(cfg, data.stats())
+    recorder = Recorder()
+    plain_trainer(module.total_epochs, [recorder]).fit(module, datamodule=ArrayDataModule(data, batch_size=32))
+    lr = module.lr
+    expected = [*reference_lrs(lr, 4, 3), *reference_lrs(lr, 3, 0), *reference_lrs(lr * 1e-3, 4, 2)]
+    assert [e["stage"] for e in recorder.epochs] == [0] * 4 + [1] * 3 + [2] * 4
+    assert [e["lr"] for e in recorder.epochs] == pytest.approx(expected, abs=1e-12)
 
 
 def test_final_module_is_in_stage_3(staged_run):
@@ -114,7 +143,7 @@ class GradNormProbe(L.Callback):
     """Records the gradient norm the optimiser applies (after any clipping)."""
 
     def __init__(self):
-        self.norms = []
+        self.norms, self.largest = [], []
 
     def on_train_epoch_start(self, trainer, module):
         optimiser = trainer.optimizers[0]
@@ -124,8 +153,9 @@ class GradNormProbe(L.Callback):
             # Lightning's closure runs forward, backward and clipping; record what it leaves.
             def recording_closure():
                 loss = closure()
-                grads = [p.grad.norm() for g in optimiser.param_groups for p in g["params"] if p.grad is not None]
-                self.norms.append(torch.linalg.vector_norm(torch.stack(grads)).item())
+                grads = [p.grad for g in optimiser.param_groups for p in g["params"] if p.grad is not None]
+                self.norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+                self.largest.append(max(g.abs().max().item() for g in grads))
                 return loss
 
             return step(closure=recording_closure, **kwargs)
@@ -133,15 +163,31 @@ class GradNormProbe(L.Callback):
         optimiser.step = recording_step
 
 
-@pytest.mark.parametrize("clip", [None, 1e-3])
-def test_gradient_clipping_is_an_option_off_by_default(clip, tmp_path):
-    cfg = compose_config([*TINY, "schedule.epochs=[1,1,1]", f"method.grad_clip={clip or 'null'}"], tmp_path)
+def clipped_run(tmp_path, *overrides: str) -> GradNormProbe:
+    cfg = compose_config([*TINY, "schedule.epochs=[1,1,1]", *overrides], tmp_path)
     data = load_synthblood(n_images=64, seed=0)
     module = build_method(cfg, data.stats())
     probe = GradNormProbe()
-    trainer = plain_trainer(1, [probe])
-    trainer.fit(module, datamodule=ArrayDataModule(data, batch_size=32))
+    plain_trainer(1, [probe]).fit(module, datamodule=ArrayDataModule(data, batch_size=32))
+    return probe
+
+
+@pytest.mark.parametrize("clip", [None, 1e-3])
+def test_gradient_clipping_is_an_option_off_by_default(clip, tmp_path):
+    probe = clipped_run(tmp_path, f"method.grad_clip={clip or 'null'}")
     if clip is None:
         assert max(probe.norms) > 1e-2  # unclipped gradients are far larger than the clip below
     else:
         assert max(probe.norms) <= clip * 1.001
+
+
+def test_clipping_by_value_clips_each_element_as_the_pip_package(tmp_path):
+    probe = clipped_run(tmp_path, "method.grad_clip=1e-4", "method.grad_clip_algorithm=value")
+    assert max(probe.largest) <= 1e-4 * 1.001
+    assert min(probe.norms) > 1e-3  # the norm is not what was clipped: many elements sit at the limit
+
+
+def test_an_unknown_clipping_algorithm_is_refused(tmp_path):
+    cfg = compose_config([*TINY, "method.grad_clip=4", "method.grad_clip_algorithm=elementwise"], tmp_path)
+    with pytest.raises(ConfigError, match="grad_clip_algorithm=elementwise is not known; choose norm"):
+        build_method(cfg, load_synthblood(n_images=64).stats())

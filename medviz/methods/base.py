@@ -38,7 +38,8 @@ class ContrastiveMethod(L.LightningModule):
         optimizer: ``optimizer(params, lr=...)`` builds each stage's optimiser (ref: SGD,
             momentum 0.9, weight decay 5e-4).
         lr: peak learning rate (the paper: 0.03 · b / 256); each stage scales it.
-        grad_clip: clip the gradient norm to this value; None (the paper) disables it.
+        grad_clip: clip gradients at this value (by norm, or by value: ``grad_clip_algorithm``);
+            None (the paper) disables it.
     """
 
     #: Stage outputs the method's network has; a schedule asking for another is refused.
@@ -124,9 +125,15 @@ class ContrastiveMethod(L.LightningModule):
         scheduler = LambdaLR(optimiser, stage.lr_factor)
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
+    #: How ``grad_clip`` clips: ``norm`` (the whole gradient's norm) or ``value`` (each element, as
+    #: the reference's pip package does); set from ``method.grad_clip_algorithm``.
+    grad_clip_algorithm: str = "norm"
+
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         if self.grad_clip is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm")
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm=self.grad_clip_algorithm
+            )
 
     # ------------------------------------------------------------------ training
     def on_train_start(self) -> None:

@@ -33,7 +33,7 @@ class Stage:
         name: shown in logs and the progress bar.
         epochs: length of the stage.
         lr_scale: the stage's peak lr as a multiple of the base lr (0.03 · b / 256).
-        warmup_epochs: linear warmup from 0; the first warmup epoch runs at lr 0 (ref).
+        warmup_epochs: linear warmup from 0; the first warmup epoch runs at lr 0, the last at the peak (ref).
         output: ``high`` (128-D), ``2d`` (the new 2-D layer) or ``anneal`` (128-D whose
             dimensions 3..128 fade out over training; the map is read from the first two).
         trains: ``all`` parameters, or only the ``output`` layer (t-SimCNE stage 2).
@@ -47,11 +47,15 @@ class Stage:
     trains: Literal["all", "output"]
 
     def lr_factor(self, epoch_in_stage: int) -> float:
-        """Multiplier on the stage's peak lr at the given epoch of this stage."""
-        if epoch_in_stage < self.warmup_epochs:
-            return epoch_in_stage / self.warmup_epochs
-        span = max(1, self.epochs - self.warmup_epochs)
-        return 0.5 * (1.0 + math.cos(math.pi * (epoch_in_stage - self.warmup_epochs) / span))
+        """Multiplier on the stage's peak lr at the given epoch of this stage, as the reference
+        code's schedule: warmup ``linspace(0, 1, w)`` (the first warmup epoch at 0, the last already
+        at the peak), then ``0.5 * (1 + cos(pi * j / (1 + n - w)))`` for j = 0, 1, ... -- its
+        decay table has one entry more than the stage has epochs (the reference steps its
+        scheduler once when it is built), so a stage ends a little above 0."""
+        w, n = self.warmup_epochs, self.epochs
+        if epoch_in_stage < w:
+            return epoch_in_stage / (w - 1) if w > 1 else 0.0
+        return 0.5 * (1.0 + math.cos(math.pi * (epoch_in_stage - w) / (1 + n - w)))
 
 
 @dataclass(frozen=True)

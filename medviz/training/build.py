@@ -101,6 +101,7 @@ def build_method(cfg: DictConfig, stats: ImageStats) -> ContrastiveMethod:
         raise
     except (TypeError, ValueError, RuntimeError) as err:
         raise ConfigError(f"could not build `method` from the config ({err}); check the method.* values") from err
+    module.grad_clip_algorithm = _clip_algorithm(cfg.method.get("grad_clip_algorithm", "norm"))
     module.channels_last = bool(cfg.speed.channels_last)
     gpu = uses_gpu(str(cfg.trainer.accelerator))
     if gpu if cfg.speed.compile == "auto" else cfg.speed.compile:
@@ -109,6 +110,15 @@ def build_method(cfg: DictConfig, stats: ImageStats) -> ContrastiveMethod:
         # Hundreds of small elementwise kernels per view become a few fused ones (docs/speed.md).
         module.augment.compile(dynamic=False)
     return module
+
+
+def _clip_algorithm(name: str) -> str:
+    if name not in ("norm", "value"):
+        raise ConfigError(
+            f"method.grad_clip_algorithm={name} is not known; choose norm (clip the gradient's norm) or value "
+            "(clip each element, as the reference's pip package)"
+        )
+    return name
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
