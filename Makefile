@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 empty :=
 space := $(empty) $(empty)
 comma := ,
-.PHONY: help install run test test-all browser tables-synthblood tables-synthblood-report lint format clean
+.PHONY: help install run test test-all browser tables-synthblood tables-synthblood-report paper-miniature \
+	paper-miniature-report lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +58,16 @@ tables-synthblood: install ## CPU miniature of Tables 2-3 on synthblood: t-SimCN
 tables-synthblood-report: install ## Write Tables 2-3 for synthblood from the sweeps above (adds the pixel t-SNE baseline)
 	$(PY) evaluate.py "runs=[$(subst $(space),$(comma),$(strip $(wildcard $(SYNTH_SWEEPS))))]" baselines=[pixels] \
 		dataset.n_images=2000 tables=[2,3] hydra.run.dir=evaluations/synthblood_tables
+
+MINIATURE_SWEEPS := multirun/paper_miniature multirun/paper_miniature_simclr
+
+paper-miniature: install ## The augmentation claim in miniature: synthblood + digits x 3 augs x 5 seeds, SimCLR linear eval (~2 h; a failed job is listed in the report)
+	-$(PY) train.py -m experiment=paper_miniature hydra.sweep.dir=multirun/paper_miniature
+	-$(PY) train.py -m experiment=paper_miniature_simclr hydra.sweep.dir=multirun/paper_miniature_simclr
+	$(MAKE) paper-miniature-report
+
+paper-miniature-report: install ## Report of the sweeps above: paired differences to aug=default, verdicts, seed-0 maps
+	$(PY) -m medviz.evaluation.miniature $(MINIATURE_SWEEPS) --out evaluations/paper_miniature
 
 lint: install ## Lint with ruff
 	$(PY) -m ruff check .

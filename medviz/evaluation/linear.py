@@ -31,3 +31,16 @@ def linear_probe_accuracy(
     )
     model.fit(features[~is_test], labels[~is_test])
     return float(model.score(features[is_test], labels[is_test]))
+
+
+def held_out(labels: np.ndarray, fraction: float = 0.2, seed: int = 0) -> np.ndarray:
+    """(N,) bool, True for a class-stratified ``fraction`` of the images: the test set of a linear
+    evaluation on a dataset without an official split (synthblood, a folder). Seeded: every run of
+    one dataset is evaluated on the same images."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(labels))
+    _, test = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
+    is_test = np.zeros(len(labels), dtype=bool)
+    is_test[test] = True
+    return is_test

@@ -102,21 +102,51 @@ def plot_panels(
     path = Path(path)
     colours, legend = grouped_palette(labels, class_names, small_class_fraction)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), dpi=150)
-    axes = np.atleast_1d(axes)
-    order = np.random.default_rng(0).permutation(len(labels))
-    size = float(np.clip(8000 / max(len(labels), 1), 0.3, 12))
-    for ax, (title, coords, metrics) in zip(axes, panels, strict=True):
-        ax.scatter(coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True)
-        subtitle = ""
-        if "knn_accuracy" in metrics:
-            subtitle = f"\nkNN {100 * metrics['knn_accuracy']:.1f}%, silhouette {metrics['silhouette']:.2f}"
-        ax.set_title(title + subtitle, fontsize=9)
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.set_xticks([])
-        ax.set_yticks([])
+    for ax, (title, coords, metrics) in zip(np.atleast_1d(axes), panels, strict=True):
+        _draw_panel(ax, coords, colours, title, metrics)
     handles = [plt.Line2D([], [], ls="", marker="o", color=colour, label=name) for name, colour in legend]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+#: One row of :func:`plot_panel_rows`: (row title, labels (N,), class names, panels as in :func:`plot_panels`).
+PanelRow = tuple[str, np.ndarray, tuple[str, ...] | list[str], list[tuple[str, np.ndarray, dict]]]
+
+
+def plot_panel_rows(rows: list[PanelRow], path: str | Path) -> Path:
+    """Rows of side-by-side maps, one row per dataset (each with its own classes and a legend on the
+    right); panels titled with their kNN and silhouette. Rows may have different panel counts."""
+    path = Path(path)
+    columns = max(len(panels) for *_, panels in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(4.2 * columns + 1.6, 4.4 * len(rows)), dpi=150, squeeze=False)
+    for row_axes, (row_title, labels, class_names, panels) in zip(axes, rows, strict=True):
+        colours, legend = grouped_palette(labels, class_names, 0.0)
+        for ax, (title, coords, metrics) in zip(row_axes, panels, strict=False):
+            _draw_panel(ax, coords, colours, f"{row_title}: {title}", metrics)
+        for ax in row_axes[len(panels) :]:
+            ax.axis("off")
+        handles = [plt.Line2D([], [], ls="", marker="o", color=colour, label=name) for name, colour in legend]
+        row_axes[len(panels) - 1].legend(
+            handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7
+        )
+    fig.tight_layout()
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _draw_panel(ax, coords: np.ndarray, colours: np.ndarray, title: str, metrics: dict) -> None:
+    """One map (N, 2) in ``ax``, points in a fixed random order, titled with kNN and silhouette."""
+    order = np.random.default_rng(0).permutation(len(coords))  # no class is painted over all the others
+    size = float(np.clip(8000 / max(len(coords), 1), 0.3, 12))
+    ax.scatter(coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True)
+    subtitle = ""
+    if "knn_accuracy" in metrics:
+        subtitle = f"\nkNN {100 * metrics['knn_accuracy']:.1f}%, silhouette {metrics['silhouette']:.2f}"
+    ax.set_title(title + subtitle, fontsize=9)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
