@@ -140,14 +140,20 @@ def _maps_section(comparisons: dict[str, Comparison], method: str) -> tuple[list
     return lines, found
 
 
-def _linear_section(linear: Comparison) -> tuple[list[str], dict]:
+def _pixel_knn(runs: Sequence[RunResult], dataset: str) -> str:
+    """Pixel t-SNE kNN of ``dataset`` over seeds (it does not depend on the method or augmentation)."""
+    return _mean_std({r.seed: r.metrics["pixel_tsne_knn_accuracy"] for r in runs if r.dataset == dataset and
+                      "pixel_tsne_knn_accuracy" in r.metrics})  # fmt: skip
+
+
+def _linear_section(linear: Comparison, runs: Sequence[RunResult]) -> tuple[list[str], dict]:
     if not linear:
         return [], {}
     lines = [
         "## SimCLR: linear evaluation of its features (Table 5)",
         "",
-        "| dataset | aug | seeds | linear accuracy | - default [95 % CI] | paper's claim | verdict |",
-        "|" + " --- |" * 7,
+        "| dataset | aug | seeds | linear accuracy | - default [95 % CI] | paper's claim | verdict | pixel t-SNE kNN |",
+        "|" + " --- |" * 8,
     ]
     found: dict = {}
     for dataset, cells in sorted(linear.items()):
@@ -156,7 +162,7 @@ def _linear_section(linear: Comparison) -> tuple[list[str], dict]:
             claim, (verdict,) = _claim_and_verdicts(dataset, aug, [cell])
             lines.append(
                 f"| {dataset} | {aug} | {len(cell['values'])} | {_mean_std(cell['values'])} | "
-                f"{_interval(cell['difference'])} | {claim} | {verdict} |"
+                f"{_interval(cell['difference'])} | {claim} | {verdict} | {_pixel_knn(runs, dataset)} |"
             )
             found.setdefault(dataset, {})[aug] = {
                 "values": cell["values"],
@@ -167,19 +173,31 @@ def _linear_section(linear: Comparison) -> tuple[list[str], dict]:
     return lines, found
 
 
+def _missing_summary(jobs: Sequence) -> str:
+    """``; N jobs without results (by status), the first few named`` or nothing."""
+    if not jobs:
+        return ""
+    counts = defaultdict(int)
+    for job in jobs:
+        counts[job.status] += 1
+    statuses = ", ".join(f"{count} {status}" for status, count in counts.items())
+    named = "; ".join(job.describe() for job in jobs[:3]) + ("; ..." if len(jobs) > 3 else "")
+    return f"; **{len(jobs)} jobs without results** ({statuses}): {named}"
+
+
 def report(sweeps: Sequence[Path], out: Path, method: str = "tsimcne") -> dict:
     """Write ``report.md``, ``report.json`` and ``maps_seed0.png`` to ``out``; returns the JSON."""
     out.mkdir(parents=True, exist_ok=True)
     runs = [load_run(path) for path in find_run_dirs(sweeps)]
-    missing = [job.describe() for job in missing_in(list(sweeps))]
+    missing_jobs = missing_in(list(sweeps))
+    missing = [job.describe() for job in missing_jobs]
     comparisons = {metric: _comparison(runs, metric, method) for metric, _ in METRICS + PIXELS}
     map_lines, maps = _maps_section(comparisons, method)
-    linear_lines, linear = _linear_section(_comparison(linear_accuracies(runs), "linear_accuracy", "simclr"))
+    linear_lines, linear = _linear_section(_comparison(linear_accuracies(runs), "linear_accuracy", "simclr"), runs)
     lines = [
         "# The paper's augmentation claim in miniature",
         "",
-        f"{len(runs)} finished runs from {', '.join(map(str, sweeps))}"
-        + (f"; {len(missing)} jobs without results: {'; '.join(missing)}" if missing else ""),
+        f"{len(runs)} finished runs from {', '.join(map(str, sweeps))}{_missing_summary(missing_jobs)}",
         "",
         *map_lines,
         "",
