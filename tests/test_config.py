@@ -60,6 +60,7 @@ def test_every_group_has_options():
         "cifar10",
         "synthcells",
         "arrays",
+        "digits",
     }
     assert set(OPTIONS["dataset"]) == expected
 

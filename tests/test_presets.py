@@ -68,6 +68,7 @@ def dataset_overrides(dataset: str, root: Path) -> list[str]:
         "pcam": [f"dataset.root={root / 'pcam'}"],
         "folder": [f"dataset.path={root / 'folder'}"],
         "synthcells": [],
+        "digits": [],
         "arrays": [f"dataset.path={root / 'arrays' / 'arrays.npz'}"],
     }
     return [f"dataset={dataset}", *where.get(dataset, [f"dataset.root={root}"])]
