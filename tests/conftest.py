@@ -114,6 +114,7 @@ LONGEST_FIRST = (
     "test_run_folders.py",
     "test_ddp.py",
     "test_bad_inputs.py",
+    "test_paper_miniature.py",
     "test_presets.py",
     "test_map_tools.py",
     "test_train_e2e.py",
