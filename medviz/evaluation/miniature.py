@@ -25,7 +25,7 @@ import numpy as np
 from medviz.evaluation.linear import held_out, linear_probe_accuracy
 from medviz.evaluation.paired import PairedDifference, paired_difference
 from medviz.evaluation.sweep_jobs import missing_in
-from medviz.evaluation.tables import RunResult, find_run_dirs, load_run
+from medviz.evaluation.tables import Cell, RunResult, find_run_dirs, load_run
 from medviz.maps.plots import plot_panel_rows
 
 AUGS = ("default", "rot90", "randrot")
@@ -61,8 +61,8 @@ def by_seed(runs: Sequence[RunResult], metric: str) -> dict[tuple[str, str, str]
 def _mean_std(values: dict[int, float]) -> str:
     if not values:
         return "-"
-    array = np.array(list(values.values()))
-    return f"{array.mean():.3f} ± {array.std(ddof=1):.3f}" if len(array) > 1 else f"{array[0]:.3f}"
+    cell = Cell(list(values.values()))
+    return f"{cell.mean:.3f} ± {cell.std:.3f}" if len(values) > 1 else f"{cell.mean:.3f}"
 
 
 def _interval(difference: PairedDifference | None) -> str:

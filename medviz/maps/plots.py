@@ -104,7 +104,7 @@ def plot_panels(
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), dpi=150)
     for ax, (title, coords, metrics) in zip(np.atleast_1d(axes), panels, strict=True):
         _draw_panel(ax, coords, colours, title, metrics)
-    handles = [plt.Line2D([], [], ls="", marker="o", color=colour, label=name) for name, colour in legend]
+    handles = _legend_handles(legend)
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, bbox_inches="tight")
@@ -128,14 +128,17 @@ def plot_panel_rows(rows: list[PanelRow], path: str | Path) -> Path:
             _draw_panel(ax, coords, colours, f"{row_title}: {title}", metrics)
         for ax in row_axes[len(panels) :]:
             ax.axis("off")
-        handles = [plt.Line2D([], [], ls="", marker="o", color=colour, label=name) for name, colour in legend]
         row_axes[len(panels) - 1].legend(
-            handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7
+            handles=_legend_handles(legend), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7
         )
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _legend_handles(legend: list[tuple[str, tuple]]) -> list:
+    return [plt.Line2D([], [], ls="", marker="o", color=colour, label=name) for name, colour in legend]
 
 
 def _draw_panel(ax, coords: np.ndarray, colours: np.ndarray, title: str, metrics: dict) -> None:
