@@ -247,9 +247,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     sweeps = [s for s in args.sweeps if s.exists()]
     if not sweeps:
         parser.error(f"none of {', '.join(map(str, args.sweeps))} exists: run the sweeps first (make paper-miniature)")
+    if not find_run_dirs(sweeps):
+        parser.error(f"no finished runs (metrics.json and config.yaml) in {', '.join(map(str, sweeps))}")
     report(sweeps, args.out, args.method)
     print((args.out / "report.md").read_text())
-    print(f"written: {args.out / 'report.md'}, report.json, maps_seed0.png")
+    figure = ", maps_seed0.png" if (args.out / "maps_seed0.png").is_file() else ""
+    print(f"written: {args.out / 'report.md'}, report.json{figure}")
 
 
 if __name__ == "__main__":
