@@ -45,7 +45,7 @@ def tiny_data():
 
 
 def test_every_group_has_options():
-    assert OPTIONS["aug"] == ["default", "fluorescence", "nocrop", "nogray", "nojitter", "randrot", "rot90"]
+    assert OPTIONS["aug"] == ["default", "fluorescence", "nocrop", "nogray", "nojitter", "oriented", "randrot", "rot90"]
     assert set(OPTIONS["backbone"]) == {"resnet18", "resnet18_imagenet", "tinycnn"}
     assert set(OPTIONS["schedule"]) == {"stages", "stages_cpu", "anneal", "single"}
     expected = {
@@ -61,6 +61,7 @@ def test_every_group_has_options():
         "synthcells",
         "arrays",
         "digits",
+        "digits_native",
     }
     assert set(OPTIONS["dataset"]) == expected
 

@@ -54,7 +54,7 @@ def test_digits_come_from_scikit_learns_scans_scaled_to_8_bits(caplog):
 def test_digits_refuse_a_size_below_the_scans():
     from medviz.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="digits needs dataset.source.size >= 8"):
+    with pytest.raises(ConfigError, match="digits needs dataset.size >= 8"):
         load_digits(size=4)
 
 

@@ -69,6 +69,7 @@ def dataset_overrides(dataset: str, root: Path) -> list[str]:
         "folder": [f"dataset.path={root / 'folder'}"],
         "synthcells": [],
         "digits": [],
+        "digits_native": [],
         "arrays": [f"dataset.path={root / 'arrays' / 'arrays.npz'}"],
     }
     return [f"dataset={dataset}", *where.get(dataset, [f"dataset.root={root}"])]

@@ -32,7 +32,7 @@ def load_digits(size: int = 28) -> ImageArrays:
     from sklearn.datasets import load_digits as sklearn_digits
 
     if size < 8:
-        raise ConfigError(f"digits needs dataset.source.size >= 8 (the scans are 8x8), got {size}")
+        raise ConfigError(f"digits needs dataset.size >= 8 (the scans are 8x8), got {size}")
     bunch = sklearn_digits()
     grey = bunch.images  # (1797, 8, 8) float64 holding the integers 0..16
     top = int(grey.max())
