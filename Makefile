@@ -61,7 +61,7 @@ tables-synthblood-report: install ## Write Tables 2-3 for synthblood from the sw
 
 MINIATURE_SWEEPS := multirun/paper_miniature multirun/paper_miniature_simclr
 
-paper-miniature: install ## The augmentation claim in miniature: synthblood + digits x 3 augs x 5 seeds, SimCLR linear eval (~2 h; a failed job is listed in the report)
+paper-miniature: install ## The augmentation claim in miniature: synthblood + digits x 3 augs x 5 seeds, SimCLR linear eval (~1.5 h on 2 CPU cores; a failed job is listed in the report)
 	-$(PY) train.py -m experiment=paper_miniature hydra.sweep.dir=multirun/paper_miniature
 	-$(PY) train.py -m experiment=paper_miniature_simclr hydra.sweep.dir=multirun/paper_miniature_simclr
 	$(MAKE) paper-miniature-report
