@@ -129,3 +129,16 @@ def test_the_miniature_sweep_config_runs_and_reports_end_to_end(tmp_path):
     assert rot90["pixel_tsne_knn_accuracy"]["values"]["1"] == metrics["pixel_tsne_knn_accuracy"]
     assert rot90["knn_accuracy"]["difference"]["seeds"] == [0, 1]
     assert "| digits | rot90 | 2 |" in out.stdout
+
+
+def test_the_report_refuses_folders_without_a_finished_run(tmp_path, capsys):
+    from medviz.evaluation.miniature import main
+
+    (tmp_path / "cut" / "0_digits-tsimcne-default-seed0").mkdir(parents=True)  # a job that never finished
+    with pytest.raises(SystemExit) as refused:
+        main([str(tmp_path / "cut"), "--out", str(tmp_path / "out")])
+    assert refused.value.code == 2 and "no finished runs (metrics.json and config.yaml)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "absent")])
+    assert "run the sweeps first" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing written that would look like a report

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medviz.errors import ConfigError
 from medviz.evaluation.linear import held_out, linear_probe_accuracy
 from medviz.evaluation.paired import PairedDifference, paired_difference
 from medviz.evaluation.sweep_jobs import missing_in
@@ -186,9 +187,13 @@ def _missing_summary(jobs: Sequence) -> str:
 
 
 def report(sweeps: Sequence[Path], out: Path, method: str = "tsimcne") -> dict:
-    """Write ``report.md``, ``report.json`` and ``maps_seed0.png`` to ``out``; returns the JSON."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``report.md``, ``report.json`` and ``maps_seed0.png`` to ``out``; returns the JSON.
+
+    Raises ConfigError, before writing anything, when ``sweeps`` hold no finished run."""
     runs = [load_run(path) for path in find_run_dirs(sweeps)]
+    if not runs:
+        raise ConfigError(f"no finished runs (metrics.json and config.yaml) in {', '.join(map(str, sweeps))}")
+    out.mkdir(parents=True, exist_ok=True)
     missing_jobs = missing_in(list(sweeps))
     missing = [job.describe() for job in missing_jobs]
     comparisons = {metric: _comparison(runs, metric, method) for metric, _ in METRICS + PIXELS}
@@ -247,9 +252,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     sweeps = [s for s in args.sweeps if s.exists()]
     if not sweeps:
         parser.error(f"none of {', '.join(map(str, args.sweeps))} exists: run the sweeps first (make paper-miniature)")
-    if not find_run_dirs(sweeps):
-        parser.error(f"no finished runs (metrics.json and config.yaml) in {', '.join(map(str, sweeps))}")
-    report(sweeps, args.out, args.method)
+    try:
+        report(sweeps, args.out, args.method)
+    except ConfigError as error:
+        parser.error(str(error))
     print((args.out / "report.md").read_text())
     figure = ", maps_seed0.png" if (args.out / "maps_seed0.png").is_file() else ""
     print(f"written: {args.out / 'report.md'}, report.json{figure}")
