@@ -29,7 +29,7 @@ run: install ## Train t-SimCNE on the built-in dataset (CPU quickstart) and prin
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 PARALLEL := -n $(PYTEST_WORKERS) --dist worksteal
 
-test: install ## Run the test suite (fast; what CI runs), with the explorer's headless-browser tests
+test: install lint ## Lint and type-check, then run the test suite (fast; what CI runs), with the explorer's headless-browser tests
 	@if $(MAKE) --no-print-directory browser; then \
 		$(PY) -m pytest $(PARALLEL) -m "not slow and not gpu"; \
 	else \
@@ -69,9 +69,10 @@ paper-miniature: install ## The augmentation claim in miniature: synthblood + di
 paper-miniature-report: install ## Report of the sweeps above: paired differences to aug=default, verdicts, seed-0 maps
 	$(PY) -m medviz.evaluation.miniature $(MINIATURE_SWEEPS) --out evaluations/paper_miniature
 
-lint: install ## Lint with ruff
+lint: install ## Lint with ruff and type-check medviz/ with mypy (pinned versions, settings in pyproject.toml)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: install ## Format with ruff
 	$(PY) -m ruff format .

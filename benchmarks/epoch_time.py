@@ -25,8 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from benchmarks.common import header
 from benchmarks.reference_pipeline import torchvision_pipeline
 from medviz.data.datamodule import ArrayDataModule
-from medviz.data.synthblood import load_synthblood
-from medviz.training.build import build_method
+from medviz.data.synthetic.synthblood import load_synthblood
+from medviz.runs.rebuild import build_method
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -58,13 +58,13 @@ from pathlib import Path
 step, folder, size, cache, check = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 start = time.perf_counter()
 if step == "loop":
-    from medviz.data.folder import scan_folder
-    from medviz.data.images_io import read_many
+    from medviz.data.sources.folder import scan_folder
+    from medviz.data.readers.images import read_many
     files = [Path(file.payload) for file in scan_folder(folder)[0]]
     images, kept = read_many(files, size, str(folder))
     assert len(kept) == len(files)
 else:
-    from medviz.data.folder import ingest_folder
+    from medviz.data.sources.folder import ingest_folder
     store, report = ingest_folder(str(folder), size=size, cache_dir=cache, check=check)
     print(report, file=sys.stderr)
 seconds = time.perf_counter() - start

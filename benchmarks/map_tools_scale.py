@@ -26,7 +26,7 @@ from medviz.maps.explorer import write_explorer
 from medviz.maps.figures import all_figures
 from medviz.maps.qc import find_groups, recall, sampling_note
 from medviz.maps.qc_report import write_report
-from medviz.training.runtime import peak_memory
+from medviz.runtime import peak_memory
 
 
 class RepeatingImages:

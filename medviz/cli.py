@@ -68,25 +68,10 @@ def _say_if_replacing(*outputs: Path) -> None:
 
 
 def _finished_run(run_dir: Path):
-    """(embedding.npz, the run's images as trained -- planted problems included --, planted mask or None)."""
-    import numpy as np
-    from omegaconf import OmegaConf
+    """(embedding.npz's arrays, the run's images as trained -- planted problems included --, planted mask or None)."""
+    from medviz.runs.rebuild import open_finished_run
 
-    from medviz.training.build import build_run_data
-    from medviz.training.outputs import saved_config
-
-    config = saved_config(run_dir)
-    if not (run_dir / "embedding.npz").is_file() or config is None:
-        missing = "embedding.npz" if config is not None else "config.yaml"
-        raise ConfigError(
-            f"{run_dir} is not a finished training run folder (no {missing}); an interrupted run finishes "
-            "with its training command plus resume=<run folder>, which also restores a lost config.yaml"
-        )
-    saved = np.load(run_dir / "embedding.npz")
-    data, injected = build_run_data(OmegaConf.load(config))
-    if len(data) != len(saved["embedding"]):
-        raise ConfigError(f"the dataset now has {len(data)} images but the map has {len(saved['embedding'])}")
-    return saved, data, injected
+    return open_finished_run(run_dir)
 
 
 def _titled(name: str, legend: str) -> str:

@@ -9,3 +9,7 @@ class MedvizError(RuntimeError):
 
 class ConfigError(MedvizError):
     """A setting or the environment it needs is wrong (e.g. W&B without a login and without offline mode)."""
+
+
+class DataError(MedvizError):
+    """Bad or missing input data. The message names the file and the fix; no traceback needed."""

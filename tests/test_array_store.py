@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medviz.data import array_store
-from medviz.data.array_source import load_arrays
-from medviz.data.array_store import ArrayPart, store_arrays
-from medviz.data.errors import DataError
-from medviz.data.medmnist_source import load_medmnist
-from medviz.data.npy_stream import NpyBlocks
-from medviz.data.pcam import load_pcam
+from medviz.data.readers.npy_stream import NpyBlocks
+from medviz.data.sources.arrays import load_arrays
+from medviz.data.sources.medmnist import load_medmnist
+from medviz.data.sources.pcam import load_pcam
+from medviz.errors import DataError
+from medviz.store import array_blocks as array_store
+from medviz.store.array_blocks import ArrayPart, store_arrays
 from tests.conftest import medviz
 from tests.formats import write_medmnist_npz, write_pcam
 

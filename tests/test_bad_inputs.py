@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from medviz.data.errors import DataError
-from medviz.errors import ConfigError
+from medviz.errors import ConfigError, DataError
 from medviz.training.callbacks import NonFiniteLossError
 from medviz.training.checkpoints import CheckpointWriteError
 from medviz.training.config_checks import check_config

@@ -8,10 +8,11 @@ import pytest
 from hydra.utils import instantiate
 from lightning.pytorch.strategies import StrategyRegistry
 
-from medviz.data.synthblood import load_synthblood
+from medviz.data.synthetic.synthblood import load_synthblood
 from medviz.errors import ConfigError
 from medviz.methods.base import ContrastiveMethod
-from medviz.training.build import build_loggers, build_method, build_trainer
+from medviz.runs.rebuild import build_method
+from medviz.training.build import build_loggers, build_trainer
 from tests.conftest import CONF_DIR, compose_config
 
 # Each option of each group, in every pair with the options of a group it interacts with, is

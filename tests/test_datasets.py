@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from torchvision.datasets import cifar
 
-from medviz.data.cifar10 import load_cifar10
 from medviz.data.datamodule import ArrayDataModule, MemmapImages
-from medviz.data.errors import DataError
-from medviz.data.folder import load_folder
-from medviz.data.leukemia import MERGED, load_leukemia, merge_small_classes
-from medviz.data.medmnist_source import load_medmnist
-from medviz.data.pcam import load_pcam
+from medviz.data.sources.cifar10 import load_cifar10
+from medviz.data.sources.folder import load_folder
+from medviz.data.sources.leukemia import MERGED, load_leukemia, merge_small_classes
+from medviz.data.sources.medmnist import load_medmnist
+from medviz.data.sources.pcam import load_pcam
+from medviz.errors import DataError
 from medviz.training.pipeline import train
 from tests.conftest import TINY, compose_config
 from tests.formats import (
@@ -120,7 +120,7 @@ def test_leukemia_reads_tcia_tree_merges_and_caches(tmp_path, monkeypatch):
     assert data.class_counts() == {"NGS": 5, "LYT": 4, "OTH": 3}
     assert list((tmp_path / "cache" / "stores").glob("leukemia-*-28px-*/index.sqlite"))
     # The second load comes from the store: no image is decoded again.
-    monkeypatch.setattr("medviz.data.folder.read_resized", mock.Mock(side_effect=AssertionError("re-read")))
+    monkeypatch.setattr("medviz.data.sources.folder.read_resized", mock.Mock(side_effect=AssertionError("re-read")))
     again = load_leukemia(str(tmp_path / "tcia"), threshold=3)
     assert np.array_equal(again.images, data.images) and np.allclose(again.border_colour(), data.border_colour())
 

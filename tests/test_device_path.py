@@ -70,7 +70,7 @@ def test_datamodule_serves_device_batches_when_asked_and_a_loader_otherwise():
     from torch.utils.data import DataLoader
 
     from medviz.data.datamodule import ArrayDataModule
-    from medviz.data.synthblood import load_synthblood
+    from medviz.data.synthetic.synthblood import load_synthblood
 
     data = load_synthblood(n_images=40)
     assert isinstance(ArrayDataModule(data, 8, on_device=True).train_dataloader(), DeviceBatches)
@@ -81,10 +81,10 @@ def test_datamodule_serves_device_batches_when_asked_and_a_loader_otherwise():
 def test_the_training_step_never_reads_gpu_values_on_the_host(monkeypatch):
     """Stage and output layer come from Python attributes: reading a tensor's value (item, bool,
     int, float of a tensor) inside forward or the augmentations would stall a GPU every step."""
-    from medviz.training.build import build_method
+    from medviz.runs.rebuild import build_method
 
     cfg = compose_config([*TINY_STAGES])
-    from medviz.data.synthblood import load_synthblood
+    from medviz.data.synthetic.synthblood import load_synthblood
 
     module = build_method(cfg, load_synthblood(n_images=32).stats())
     module.enter_stage(2)
@@ -111,8 +111,8 @@ def test_compiled_backbone_trains_and_keeps_checkpoint_names(tmp_path):
 
 def test_compile_settings_follow_the_device():
     """auto: compiled backbone and augmentations on a GPU (measured faster there), eager on the CPU."""
-    from medviz.data.synthblood import load_synthblood
-    from medviz.training.build import build_method
+    from medviz.data.synthetic.synthblood import load_synthblood
+    from medviz.runs.rebuild import build_method
 
     data = load_synthblood(n_images=32)
     compiled = []

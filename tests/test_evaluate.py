@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from medviz.data.synthblood import load_synthblood
+from medviz.data.synthetic.synthblood import load_synthblood
 from medviz.evaluation.imagenet_features import preprocess_imagenet
+from medviz.evaluation.map_metrics import pixel_tsne_metrics
 from medviz.evaluation.pipeline import evaluate_run, figure2, run_baseline, write_tables
 from medviz.evaluation.tables import aggregate, find_run_dirs, load_run
-from medviz.training.outputs import pixel_tsne_metrics
 from tests.conftest import REPO
 
 
@@ -143,7 +143,7 @@ def test_imagenet_weights_from_a_local_file_and_resnet152_width(tmp_path):
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):
-    from medviz.data.errors import DataError
+    from medviz.errors import DataError
     from medviz.evaluation.imagenet_features import build_resnet
 
     with pytest.raises(DataError, match="weights file .*nothere.pth not found"):

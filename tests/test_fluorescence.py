@@ -9,12 +9,11 @@ import pytest
 import tifffile
 import torch
 
-from medviz.data.array_source import load_arrays
-from medviz.data.channels import configure_channels
 from medviz.data.datamodule import MemmapImages
-from medviz.data.errors import DataError
-from medviz.data.folder import load_folder
-from medviz.errors import ConfigError
+from medviz.data.prepare.channels import configure_channels
+from medviz.data.sources.arrays import load_arrays
+from medviz.data.sources.folder import load_folder
+from medviz.errors import ConfigError, DataError
 from medviz.maps.embed import embed_into_run
 from medviz.training.pipeline import train
 from tests.conftest import compose_config, medviz
@@ -103,7 +102,7 @@ def test_store_values_after_each_normalisation_are_the_stated_formula(tmp_path):
 
 
 def test_eight_bit_rgb_keeps_the_exact_old_mapping():
-    from medviz.data.synthblood import load_synthblood
+    from medviz.data.synthetic.synthblood import load_synthblood
     from medviz.models.preprocess import Preprocess
 
     data = configure_channels(load_synthblood(n_images=64))

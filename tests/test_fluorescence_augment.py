@@ -8,9 +8,9 @@ import torch
 
 from medviz.augment import BatchAugment
 from medviz.augment.intensity import ChannelIntensity
-from medviz.data.channels import configure_channels
 from medviz.data.display import colour_table, composite, default_colours
-from medviz.data.synthcells import CLASSES, MITO_BRIGHT_FACTOR, load_synthcells
+from medviz.data.prepare.channels import configure_channels
+from medviz.data.synthetic.synthcells import CLASSES, MITO_BRIGHT_FACTOR, load_synthcells
 from medviz.errors import ConfigError
 
 

@@ -19,8 +19,8 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from medviz.data.datamodule import ArrayDataModule
-from medviz.data.synthblood import load_synthblood
-from medviz.training.build import build_method
+from medviz.data.synthetic.synthblood import load_synthblood
+from medviz.runs.rebuild import build_method
 from medviz.training.callbacks import SaveOnInterrupt
 from tests.conftest import REPO, TINY, WATCHED_SIGNALS, compose_config, plain_trainer
 from tests.resume_runs import as_from_a_terminal, embedding, run, start, wait_for

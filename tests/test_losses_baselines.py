@@ -58,8 +58,8 @@ def test_byol_target_gets_no_gradient():
 
 
 def test_byol_tau_schedule_and_ema(tiny_cfg):
-    from medviz.data.synthblood import load_synthblood
-    from medviz.training.build import build_method
+    from medviz.data.synthetic.synthblood import load_synthblood
+    from medviz.runs.rebuild import build_method
 
     module = build_method(tiny_cfg("method=byol"), load_synthblood(32).stats())
     assert module.tau(0, 100) == pytest.approx(0.99)

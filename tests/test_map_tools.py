@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from medviz.data.synthblood import load_synthblood
+from medviz.data.synthetic.synthblood import load_synthblood
 from medviz.maps.embed import embed_images, load_trained
 from medviz.training.pipeline import train
 from tests.conftest import REPO, TINY, compose_config, medviz

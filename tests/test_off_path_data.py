@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medviz.data.dtypes import as_uint8
-from medviz.data.errors import DataError
-from medviz.data.folder import load_folder
-from medviz.data.leukemia import load_leukemia
-from medviz.data.medmnist_source import load_medmnist
-from medviz.errors import ConfigError
+from medviz.data.readers.dtypes import as_uint8
+from medviz.data.sources.folder import load_folder
+from medviz.data.sources.leukemia import load_leukemia
+from medviz.data.sources.medmnist import load_medmnist
+from medviz.errors import ConfigError, DataError
 from medviz.training.config_checks import check_config
 from tests.conftest import REPO, compose_config
 from tests.formats import write_image_folder, write_medmnist_npz, write_tcia_tree

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from sklearn.datasets import load_digits as sklearn_digits
 
-from medviz.data.digits import load_digits
+from medviz.data.sources.digits import load_digits
 from medviz.evaluation.miniature import report
 from medviz.evaluation.paired import paired_difference
-from medviz.training.build import build_data
+from medviz.runs.rebuild import build_data
 from tests.conftest import REPO, compose_config
 
 

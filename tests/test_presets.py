@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from torchvision.datasets import cifar
 
-from medviz.data.subset import stratified_counts, stratified_subset
-from medviz.data.synthblood import load_synthblood
+from medviz.data.prepare.subset import stratified_counts, stratified_subset
+from medviz.data.synthetic.synthblood import load_synthblood
 from medviz.errors import ConfigError
-from medviz.training.build import build_method, build_run_data, build_trainer
+from medviz.runs.rebuild import build_method, build_run_data
+from medviz.training.build import build_trainer
 from medviz.training.pipeline import train
 from tests.conftest import CONF_DIR, compose_config
 from tests.fluorescence_formats import write_fluorescence

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.cluster import HDBSCAN
 
-from medviz.data.qc_inject import inject
-from medviz.data.synthblood import load_synthblood
+from medviz.data.prepare.qc_inject import inject
+from medviz.data.synthetic.synthblood import load_synthblood
 from medviz.errors import ConfigError
 from medviz.maps.qc import find_groups, image_similarity, recall, sampling_note
 from medviz.training.pipeline import train

@@ -12,7 +12,7 @@ import torch
 from hydra.core.config_store import ConfigStore
 
 from medviz.augment import BatchAugment
-from medviz.data.arrays import ImageArrays
+from medviz.data.image_arrays import ImageArrays
 from medviz.methods.base import ContrastiveMethod
 from medviz.models.heads import MLPHead
 from medviz.training.pipeline import train
@@ -122,8 +122,8 @@ def test_a_new_method_trains_for_schedule_epochs_and_gets_a_tsne_map(tmp_path):
 
 
 def test_a_new_augmentation_op_is_used_in_training_with_per_image_parameters(tmp_path):
-    from medviz.data.synthblood import load_synthblood
-    from medviz.training.build import build_method
+    from medviz.data.synthetic.synthblood import load_synthblood
+    from medviz.runs.rebuild import build_method
 
     cfg = compose_config([*TINY, *SHORT, "aug=noisy"], run_dir=tmp_path)
     module = build_method(cfg, load_synthblood(n_images=32).stats())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medviz.errors import ConfigError
-from medviz.training.checkpoints import newest_checkpoint
+from medviz.runs.checkpoints import newest_checkpoint
 from medviz.training.pipeline import train
 from tests.conftest import TINY, compose_config
 from tests.resume_runs import embedding, run, start, wait_for

@@ -9,7 +9,7 @@ import numpy as np
 from hydra.utils import instantiate
 from sklearn.datasets import load_digits as sklearn_digits
 
-from medviz.training.build import build_data
+from medviz.runs.rebuild import build_data
 from medviz.training.pipeline import train
 from tests.conftest import compose_config
 

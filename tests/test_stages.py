@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from medviz.data.datamodule import ArrayDataModule
-from medviz.data.synthblood import load_synthblood
+from medviz.data.synthetic.synthblood import load_synthblood
 from medviz.errors import ConfigError
 from medviz.methods.stages import Stage
-from medviz.training.build import build_method
+from medviz.runs.rebuild import build_method
 from tests.conftest import TINY, compose_config, plain_trainer
 
 

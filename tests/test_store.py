@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medviz.data.errors import DataError
-from medviz.data.folder import folder_items, folder_store, ingest_folder, load_folder, scan_folder
-from medviz.data.images_io import read_resized
+from medviz.data.readers.images import read_resized
+from medviz.data.sources.folder import folder_items, folder_store, ingest_folder, load_folder, scan_folder
+from medviz.errors import DataError
 from medviz.store.ingest import ingest
 from medviz.store.read import open_store
 from tests.conftest import medviz

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medviz.data.arrays import ImageArrays
-from medviz.data.memory import physical_memory, ram_budget
-from medviz.data.row_reader import blocks, gather
+from medviz.data.image_arrays import ImageArrays
+from medviz.data.prepare.memory import physical_memory, ram_budget
 from medviz.errors import ConfigError
-from medviz.training.build import build_data
+from medviz.runs.rebuild import build_data
+from medviz.store.gather import blocks, gather
 from medviz.training.pipeline import train
 from tests.conftest import compose_config
 from tests.formats import write_pngs
@@ -77,7 +77,7 @@ def test_rows_of_a_memory_map_are_read_by_offset_equal_and_without_mapping_its_p
 
 
 def test_channel_statistics_of_a_large_sample_come_in_blocks_with_the_same_values(tmp_path, monkeypatch):
-    import medviz.data.arrays as arrays
+    import medviz.data.image_arrays as arrays
 
     rng = np.random.default_rng(0)
     path = tmp_path / "counts.npy"

@@ -3,7 +3,7 @@ import pytest
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
-from medviz.data.synthblood import CLASS_NAMES, load_synthblood, make_synthblood
+from medviz.data.synthetic.synthblood import CLASS_NAMES, load_synthblood, make_synthblood
 
 
 def test_layout_and_determinism():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from medviz.data.synthblood import load_synthblood
-from medviz.training.build import build_method
+from medviz.data.synthetic.synthblood import load_synthblood
+from medviz.runs.rebuild import build_method
+from medviz.runtime import peak_memory
 from medviz.training.pipeline import train
-from medviz.training.runtime import peak_memory
 from tests.conftest import REPO, TINY
 
 

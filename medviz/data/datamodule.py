@@ -15,11 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from medviz.data.arrays import ImageArrays
 from medviz.data.device_batches import DeviceBatches, EpochOrder
-from medviz.data.errors import DataError
-from medviz.data.row_reader import gather
-from medviz.errors import ConfigError
+from medviz.data.image_arrays import ImageArrays
+from medviz.errors import ConfigError, DataError
+from medviz.store.gather import gather
 
 #: A dataset lives on the GPU when its stored images take at most this share of the GPU's memory.
 DEVICE_MEMORY_SHARE = 0.25
@@ -50,7 +49,7 @@ class MemmapImages(Dataset):
     """Images (N, H, W, C) left on disk in a memory-mapped array, in their stored dtype; each batch is read on demand.
 
     For datasets larger than ``speed.ram_budget``. Rows are read by offset in sorted order (forward
-    reads, see :mod:`medviz.data.row_reader`), then put back in the requested order.
+    reads, see :mod:`medviz.store.gather`), then put back in the requested order.
     """
 
     def __init__(self, images_nhwc: np.ndarray) -> None:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medviz.data.row_reader import gather
 from medviz.errors import ConfigError
+from medviz.store.gather import gather
 
 log = logging.getLogger("medviz")
 

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torchvision import models
 
-from medviz.data.errors import DataError
-from medviz.errors import ConfigError
+from medviz.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

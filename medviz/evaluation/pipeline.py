@@ -14,18 +14,19 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig
 
-from medviz.data.arrays import ImageArrays
-from medviz.data.row_reader import gather
-from medviz.data.subset import stratified_rows
+from medviz.data.image_arrays import ImageArrays
+from medviz.data.prepare.subset import stratified_rows
 from medviz.evaluation import paper_numbers
 from medviz.evaluation.imagenet_features import imagenet_features
 from medviz.evaluation.linear import linear_probe_accuracy
+from medviz.evaluation.map_metrics import map_metrics
 from medviz.evaluation.sweep_jobs import MissingJob, missing_in
 from medviz.evaluation.tables import add_missing, aggregate, find_run_dirs, load_run, to_csv, to_markdown
 from medviz.evaluation.tsne import feature_tsne, pixel_tsne
-from medviz.maps.plots import plot_panels
-from medviz.training.build import build_data
-from medviz.training.outputs import map_metrics, save_embedding, save_map_figure, write_metrics
+from medviz.maps.plots import plot_panels, save_map_figure
+from medviz.runs.files import save_embedding, write_metrics
+from medviz.runs.rebuild import build_data
+from medviz.store.gather import gather
 
 log = logging.getLogger("medviz")
 

@@ -18,7 +18,7 @@ import yaml
 
 from medviz.evaluation.paper_numbers import Table
 from medviz.evaluation.sweep_jobs import MissingJob, RowKey
-from medviz.training.outputs import saved_config
+from medviz.runs.config import saved_config
 
 
 @dataclass(frozen=True)

@@ -14,17 +14,16 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from medviz.data.array_source import to_nhwc
-from medviz.data.arrays import ImageStats
-from medviz.data.dtypes import as_stored
-from medviz.data.errors import DataError
-from medviz.data.images_io import IMAGE_SUFFIXES, read_many
-from medviz.errors import ConfigError
+from medviz.data.image_arrays import ImageStats
+from medviz.data.readers.dtypes import as_stored
+from medviz.data.readers.images import IMAGE_SUFFIXES, read_many
+from medviz.data.sources.arrays import to_nhwc
+from medviz.errors import ConfigError, DataError
 from medviz.maps.plots import plot_map
 from medviz.methods.base import ContrastiveMethod, upgrade_state_dict
-from medviz.training.build import build_method
-from medviz.training.checkpoints import newest_checkpoint
-from medviz.training.outputs import saved_config, upgrade_config
+from medviz.runs.checkpoints import newest_checkpoint
+from medviz.runs.config import saved_config, upgrade_config
+from medviz.runs.rebuild import build_method
 
 log = logging.getLogger("medviz")
 

@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # files only; runs on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from medviz.data.image_arrays import ImageArrays  # noqa: E402
+
 
 def class_colours(n_classes: int) -> list[tuple[float, float, float, float]]:
     """One RGBA colour per class, in class order: tab10 up to 10 classes, tab20 beyond."""
@@ -153,3 +155,11 @@ def _draw_panel(ax, coords: np.ndarray, colours: np.ndarray, title: str, metrics
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def save_map_figure(run_dir: Path, coords: np.ndarray, data: ImageArrays, label: str, metrics: dict) -> Path:
+    """``map.png`` in ``run_dir``: the map coloured by class, titled with ``label``, kNN accuracy and silhouette."""
+    parts = [label]
+    if "knn_accuracy" in metrics:
+        parts.append(f"kNN {metrics['knn_accuracy']:.3f}, silhouette {metrics['silhouette']:.3f}")
+    return plot_map(coords, data.labels, data.class_names, run_dir / "map.png", title="\n".join(parts))

@@ -10,13 +10,14 @@ from typing import ClassVar
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from medviz.augment import BatchAugment
 from medviz.errors import ConfigError
 from medviz.methods.distributed import gather_with_grad
-from medviz.methods.stages import MAP_OUTPUTS, Schedule, Stage, StageSwitch
+from medviz.methods.stages import MAP_OUTPUTS, Schedule, Stage
 from medviz.models.preprocess import Preprocess
 
 #: Builds an optimiser from parameters and a learning rate (a ``_partial_`` of e.g. torch.optim.SGD).
@@ -224,3 +225,25 @@ def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
         state.pop(stale, None)
     state.setdefault("stage_index", torch.tensor(0))
     return state
+
+
+class StageSwitch(L.Callback):
+    """Moves a method through its schedule: at each epoch start, enter the epoch's stage.
+
+    On a change it switches the method and asks the strategy to rebuild optimisers and lr
+    schedulers, so each stage starts with a fresh optimiser over exactly the parameters it trains.
+    Every process runs the same switch at the same epoch, so DDP replicas stay identical.
+    """
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: ContrastiveMethod) -> None:
+        target = pl_module.schedule.stage_at(trainer.current_epoch)
+        if target == pl_module.current_stage:
+            return
+        pl_module.enter_stage(target)
+        trainer.strategy.setup_optimizers(trainer)
+        stage = pl_module.stage
+        rank_zero_info(
+            f"[medviz] epoch {trainer.current_epoch}: entering {stage.name} "
+            f"({stage.epochs} epochs, lr {pl_module.lr * stage.lr_scale:.3g}, "
+            f"trains {stage.trains})"
+        )

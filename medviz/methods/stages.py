@@ -3,9 +3,8 @@
 A schedule is a list of stages; each stage gets a fresh optimiser and its own cosine learning-rate
 schedule with linear warmup, stepped once per epoch (as in the reference code; docs/reproducing.md).
 Every method trains through a Schedule: t-SimCNE through the paper's three stages or dimension
-annealing, SimCLR and BYOL through one stage (:func:`single_stage`). :class:`StageSwitch` is the
-callback that moves a method from stage to stage; methods return it from ``configure_callbacks``,
-so a method on any Trainer follows its schedule.
+annealing, SimCLR and BYOL through one stage (:func:`single_stage`). Plain data only: the callback
+that moves a method from stage to stage is :class:`medviz.methods.base.StageSwitch`.
 """
 
 from __future__ import annotations
@@ -13,13 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-
-import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
-
-if TYPE_CHECKING:
-    from medviz.methods.base import ContrastiveMethod
+from typing import Literal
 
 #: Stage outputs whose first two dimensions are the 2-D map.
 MAP_OUTPUTS = frozenset({"2d", "anneal"})
@@ -147,25 +140,3 @@ def single_stage(epochs: int = 1000, warmup_epochs: int = 10) -> Schedule:
     if epochs < 1:
         raise ValueError(f"the schedule needs at least 1 epoch, got {epochs}")
     return Schedule((Stage("training", int(epochs), 1.0, int(warmup_epochs), "high", "all"),))
-
-
-class StageSwitch(L.Callback):
-    """Moves a method through its schedule: at each epoch start, enter the epoch's stage.
-
-    On a change it switches the method and asks the strategy to rebuild optimisers and lr
-    schedulers, so each stage starts with a fresh optimiser over exactly the parameters it trains.
-    Every process runs the same switch at the same epoch, so DDP replicas stay identical.
-    """
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: ContrastiveMethod) -> None:
-        target = pl_module.schedule.stage_at(trainer.current_epoch)
-        if target == pl_module.current_stage:
-            return
-        pl_module.enter_stage(target)
-        trainer.strategy.setup_optimizers(trainer)
-        stage = pl_module.stage
-        rank_zero_info(
-            f"[medviz] epoch {trainer.current_epoch}: entering {stage.name} "
-            f"({stage.epochs} epochs, lr {pl_module.lr * stage.lr_scale:.3g}, "
-            f"trains {stage.trains})"
-        )

@@ -5,15 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medviz.store.index import Entry, StoreIndex
 from medviz.store.rows import RowFile
-
-if TYPE_CHECKING:
-    from medviz.store.ingest import SourceItem
+from medviz.store.source_item import SourceItem
 
 log = logging.getLogger("medviz")
 _new = tuple.__new__  # builds an Entry without the generated __new__'s argument handling

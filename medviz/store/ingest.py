@@ -18,31 +18,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from medviz.bulk import paused_gc
-from medviz.data.errors import DataError
+from medviz.errors import DataError
 from medviz.store.appender import Appender, kind
 from medviz.store.index import Entry, StoreIndex
 from medviz.store.rows import RowFile
+from medviz.store.source_item import SourceItem
 from medviz.store.workers import decoded_batches
 
 log = logging.getLogger("medviz")
-
-
-class SourceItem(NamedTuple):  # a tuple: a source lists hundreds of thousands
-    """One image of a source, or one block of an array: its key in the store, the size and mtime
-    that identify its version, what the reader needs to decode it (a path, one path per channel,
-    or where the block lies), and ``count``: 0 for one image (the reader returns (H, W, C)), n for a
-    block of n images (the reader returns (n, H, W, C))."""
-
-    key: str
-    size: int
-    mtime_ns: int
-    payload: object
-    count: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from medviz.bulk import paused_gc
-from medviz.data.errors import DataError
+from medviz.errors import DataError
 from medviz.store.index import Entry, StoreIndex
 from medviz.store.rows import RowFile
 

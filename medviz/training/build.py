@@ -1,4 +1,5 @@
-"""Building a run from its config: data, method, loggers, callbacks, trainer (for :mod:`medviz.training.pipeline`)."""
+"""The training run's own objects from its config: loggers, callbacks, the trainer, the CPU time estimate's warning
+(for :mod:`medviz.training.pipeline`; its data and method come from :mod:`medviz.runs.rebuild`)."""
 
 from __future__ import annotations
 
@@ -14,111 +15,18 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from medviz.data.arrays import ImageArrays, ImageStats
-from medviz.data.channels import configure_channels
-from medviz.data.memory import in_memory_if_it_fits, ram_budget
-from medviz.data.qc_inject import inject
-from medviz.data.subset import stratified_subset
-from medviz.errors import ConfigError, MedvizError
-from medviz.instantiate import build
+from medviz.data.image_arrays import ImageArrays
 from medviz.methods.base import ContrastiveMethod
-from medviz.models.preprocess import Preprocess
+from medviz.runtime import format_duration, resolve_precision, uses_gpu
 from medviz.training.callbacks import MapSnapshot, NonFiniteLossGuard, RunState, SaveOnInterrupt
 from medviz.training.checkpoints import AtomicCheckpointIO
 from medviz.training.cpu_estimate import suggestions, time_training_steps, training_seconds
-from medviz.training.runtime import format_duration, resolve_precision, uses_gpu
 from medviz.training.sweep import sweep_name
 
 log = logging.getLogger("medviz")
 
 # Above this much measured CPU training time, warn and suggest settings that fit the run.
 _CPU_WARN_SECONDS = 30 * 60
-
-
-def build_data(cfg: DictConfig) -> ImageArrays:
-    """The dataset's images, with its intensity mapping and channel names and colours
-    (``dataset.normalise`` ...); a class-stratified subset of them when ``dataset.n_images`` is set.
-
-    The intensity mapping is the whole source's, like its border colour (paper §4).
-    """
-    data: ImageArrays = build(cfg.dataset.source, "dataset")
-    options = cfg.dataset  # run folders written before these settings existed get the defaults
-    data = configure_channels(
-        data,
-        normalise=str(options.get("normalise", "auto")),
-        percentiles=tuple(options.get("percentiles", (0.1, 99.9))),
-        intensity_range=OmegaConf.to_object(options.intensity_range) if options.get("intensity_range") else None,
-        channel_names=options.get("channel_names"),
-        channel_colours=options.get("channel_colours"),
-    )
-    if not data.scale().is_byte_range():
-        data.border_colour()  # of the whole source, as the sources that cache it (8-bit) do
-    if cfg.dataset.get("n_images") is not None:
-        data = stratified_subset(data, int(cfg.dataset.n_images), seed=int(cfg.dataset.get("subset_seed", 0)))
-    data = in_memory_if_it_fits(data, ram_budget(cfg.get("speed", {}).get("ram_budget", "auto")))
-    counts = ", ".join(f"{name} {n}" for name, n in data.class_counts().items())
-    log.info(
-        f"dataset {data.name}: {len(data)} images of {data.image_size}x{data.image_size}, {data.channels} channel(s); "
-        f"classes: {counts}"
-    )
-    return data
-
-
-def build_run_data(cfg: DictConfig) -> tuple[ImageArrays, np.ndarray | None]:
-    """The run's images: the dataset, with the planted problems of ``qc.inject`` when set.
-
-    Returns the data and the mask (N,) of planted images, or None. Seeded by ``seed``, so tools
-    that read a finished run (figures, explorer, qc) rebuild exactly the images it trained on.
-    """
-    data = build_data(cfg)
-    qc = cfg.get("qc")
-    if qc is None or not qc.inject:
-        return data, None
-    data, injected = inject(data, str(qc.inject), int(qc.count), seed=int(cfg.seed))
-    log.info(f"planted {int(injected.sum())} {qc.inject} in {data.name} for quality control")
-    return data, injected
-
-
-def build_method(cfg: DictConfig, stats: ImageStats) -> ContrastiveMethod:
-    """The method of ``cfg`` for data with ``stats`` (normalisation and border colour, e.g. ``data.stats()``)."""
-    augment = build(cfg.aug.transform, "aug", fill=list(stats.fill))
-    backbone = build(cfg.backbone, "backbone", in_channels=stats.channels)
-    schedule = build(cfg.schedule, "schedule")
-    optimizer = build(cfg.method.optimizer, "method.optimizer")
-    lr = cfg.method.base_lr * cfg.batch_size / 256
-    make_method = build(cfg.method.module, "method")
-    try:
-        module = make_method(
-            backbone=backbone,
-            augment=augment,
-            preprocess=Preprocess(list(stats.mean), list(stats.std), stats.intensity),
-            schedule=schedule,
-            optimizer=optimizer,
-            lr=lr,
-            grad_clip=cfg.method.grad_clip,
-        )
-    except MedvizError:  # says already what to do (e.g. a schedule the method cannot train)
-        raise
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ConfigError(f"could not build `method` from the config ({err}); check the method.* values") from err
-    module.grad_clip_algorithm = _clip_algorithm(cfg.method.get("grad_clip_algorithm", "norm"))
-    module.channels_last = bool(cfg.speed.channels_last)
-    gpu = uses_gpu(str(cfg.trainer.accelerator))
-    if gpu if cfg.speed.compile == "auto" else cfg.speed.compile:
-        module.backbone.compile()  # in place: parameter names and checkpoints stay the same
-    if gpu if cfg.speed.compile_augment == "auto" else cfg.speed.compile_augment:
-        # Hundreds of small elementwise kernels per view become a few fused ones (docs/speed.md).
-        module.augment.compile(dynamic=False)
-    return module
-
-
-def _clip_algorithm(name: str) -> str:
-    if name not in ("norm", "value"):
-        raise ConfigError(
-            f"method.grad_clip_algorithm={name} is not known; choose norm (clip the gradient's norm) or value "
-            "(clip each element, as the reference's pip package)"
-        )
-    return name
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
-from medviz.data.memory import ram_budget
+from medviz.data.prepare.memory import ram_budget
 from medviz.errors import ConfigError
 from medviz.training.sweep import in_multirun
 

@@ -15,30 +15,19 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from medviz.data.datamodule import ArrayDataModule
 from medviz.errors import ConfigError
+from medviz.evaluation.map_metrics import map_metrics, pixel_tsne_metrics
 from medviz.evaluation.tsne import feature_tsne
+from medviz.maps.plots import save_map_figure
 from medviz.maps.qc import find_groups, recall
 from medviz.maps.qc_report import write_report
 from medviz.methods.base import ContrastiveMethod
-from medviz.training.build import (
-    build_loggers,
-    build_method,
-    build_run_data,
-    build_trainer,
-    snapshot_callback,
-    warn_if_slow_on_cpu,
-)
+from medviz.runs.files import save_embedding, save_features, write_metrics
+from medviz.runs.rebuild import build_method, build_run_data
+from medviz.runtime import loader_workers, peak_memory
+from medviz.training.build import build_loggers, build_trainer, snapshot_callback, warn_if_slow_on_cpu
 from medviz.training.config_checks import check_config
-from medviz.training.outputs import (
-    map_metrics,
-    pixel_tsne_metrics,
-    save_embedding,
-    save_features,
-    save_map_figure,
-    write_metrics,
-)
 from medviz.training.resume import prepare_resume, resume_folder
 from medviz.training.run_folder import first_process, holds_a_run
-from medviz.training.runtime import loader_workers, peak_memory
 from medviz.training.sweep import in_multirun
 from medviz.training.tracking import (
     close_loggers,

@@ -3,7 +3,7 @@
 ``resume=true`` takes the newest earlier run of the same name (``<stamp>[-n]_<run_name>`` next to
 the new run's folder, see :mod:`medviz.training.run_folder`; in a sweep, the same job of the newest earlier
 sweep), ``resume=<folder>`` that folder. The run then writes into the earlier folder and
-continues from its newest readable checkpoint (see :func:`medviz.training.checkpoints.newest_checkpoint`).
+continues from its newest readable checkpoint (see :func:`medviz.runs.checkpoints.newest_checkpoint`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from medviz.errors import ConfigError
-from medviz.training.checkpoints import check_identity, newest_checkpoint
+from medviz.runs.checkpoints import check_identity, newest_checkpoint
 from medviz.training.run_folder import folder_order, named_resume_folder
 
 log = logging.getLogger("medviz")

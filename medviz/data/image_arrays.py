@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.cache import cache_key
 from medviz.data.display import ConvertedRows, channel_legend, display_rgb, display_view
 from medviz.data.intensity import Intensity, byte_range, dataset_percentiles
-from medviz.data.kept import kept_beside
-from medviz.data.row_reader import blocks, gather
+from medviz.store.gather import blocks, gather
+from medviz.store.location import cache_key
+from medviz.store.sidecar import kept_beside
 
 #: Channel statistics of a sample up to this size (as float64 bytes) are computed in one pass.
 STATS_IN_ONE_PASS = 256 * 2**20

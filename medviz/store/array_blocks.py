@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.cache import cache_key, default_cache_dir
-from medviz.data.errors import DataError
-from medviz.store.ingest import SourceItem, ingest
+from medviz.errors import DataError
+from medviz.store.ingest import ingest
+from medviz.store.location import cache_key, default_cache_dir
 from medviz.store.read import open_store
+from medviz.store.source_item import SourceItem
 
 log = logging.getLogger("medviz")
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medviz.data.arrays import ImageArrays
+from medviz.data.image_arrays import ImageArrays
 
 CLASSES = (
     "normal",
@@ -160,7 +160,7 @@ def write_montage(path: str, per_class: int = 8, size: int = 32, scale: int = 3)
     """A montage of ``per_class`` cells of every phenotype (one row each), as the map tools show them."""
     from PIL import Image
 
-    from medviz.data.channels import configure_channels
+    from medviz.data.prepare.channels import configure_channels
 
     data = configure_channels(load_synthcells(n_images=per_class * len(CLASSES) * 2, size=size))
     shown = data.display_images()
@@ -171,7 +171,7 @@ def write_montage(path: str, per_class: int = 8, size: int = 32, scale: int = 3)
     grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST).save(path)
 
 
-if __name__ == "__main__":  # python -m medviz.data.synthcells docs/images/synthcells.png
+if __name__ == "__main__":  # python -m medviz.data.synthetic.synthcells docs/images/synthcells.png
     import sys
 
     write_montage(sys.argv[1] if len(sys.argv) > 1 else "synthcells.png")

@@ -5,9 +5,9 @@
 * ``root/*.png`` ...: no labels; the map still works, label-based metrics are skipped.
 
 Images of any size are resized to ``size`` x ``size`` once and cached, keeping their channels and
-bit depth (:mod:`medviz.data.images_io`: 8-bit photographs as RGB, fluorescence TIFFs with all
+bit depth (:mod:`medviz.data.readers.images`: 8-bit photographs as RGB, fluorescence TIFFs with all
 their channels in 16 bits); with ``channel_files`` one image is made of one file per channel
-(:mod:`medviz.data.channel_files`). Unreadable files are skipped with a warning.
+(:mod:`medviz.data.readers.channel_files`). Unreadable files are skipped with a warning.
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from medviz.bulk import paused_gc
-from medviz.data.arrays import ImageArrays
-from medviz.data.cache import cache_key, default_cache_dir
-from medviz.data.channel_files import group_channel_files
-from medviz.data.errors import DataError
-from medviz.data.file_walk import UNKNOWN, Run, files_below
-from medviz.data.images_io import IMAGE_SUFFIXES, read_resized
-from medviz.store.ingest import IngestReport, SourceItem, ingest
+from medviz.data.image_arrays import ImageArrays
+from medviz.data.readers.channel_files import group_channel_files
+from medviz.data.readers.file_walk import UNKNOWN, Run, files_below
+from medviz.data.readers.images import IMAGE_SUFFIXES, read_resized
+from medviz.errors import DataError
+from medviz.store.ingest import IngestReport, ingest
+from medviz.store.location import cache_key, default_cache_dir
 from medviz.store.read import open_store
+from medviz.store.source_item import SourceItem
 
 log = logging.getLogger("medviz")
 
@@ -232,7 +233,7 @@ def load_folder(
         names = tuple(sorted(set(folder_of)))
         labels = np.array([names.index(c) for c in folder_of], dtype=np.int64)
     return ImageArrays(
-        images=stored.images,  # memory-mapped: read into RAM if it fits speed.ram_budget (medviz.data.memory)
+        images=stored.images,  # memory-mapped: read into RAM if it fits speed.ram_budget (medviz.data.prepare.memory)
         labels=labels,
         class_names=names,
         name=root.name,

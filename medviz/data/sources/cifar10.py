@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from medviz.data.array_store import ArrayPart, array_store_dir, file_version, store_arrays
-from medviz.data.arrays import ImageArrays
-from medviz.data.errors import DataError
-from medviz.data.medmnist_source import data_root
+from medviz.data.image_arrays import ImageArrays
+from medviz.data.sources.medmnist import data_root
+from medviz.errors import DataError
+from medviz.store.array_blocks import ArrayPart, array_store_dir, file_version, store_arrays
 
 
 def load_cifar10(root: str | None = None, download: bool = False, cache_dir: str | None = None) -> ImageArrays:

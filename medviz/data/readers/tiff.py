@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.errors import DataError
+from medviz.errors import DataError
 
 log = logging.getLogger("medviz")
 

@@ -16,8 +16,8 @@ import logging
 
 import numpy as np
 
-from medviz.data.arrays import ImageArrays
-from medviz.data.images_io import resize
+from medviz.data.image_arrays import ImageArrays
+from medviz.data.readers.images import resize
 from medviz.errors import ConfigError
 
 log = logging.getLogger("medviz")

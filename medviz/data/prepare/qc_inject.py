@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 from PIL import Image, ImageDraw
 
-from medviz.data.arrays import ImageArrays
+from medviz.data.image_arrays import ImageArrays
 from medviz.errors import ConfigError
 
 

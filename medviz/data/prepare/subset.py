@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from medviz.data.arrays import ImageArrays
-from medviz.data.row_reader import gather
+from medviz.data.image_arrays import ImageArrays
+from medviz.store.gather import gather
 
 log = logging.getLogger("medviz")
 

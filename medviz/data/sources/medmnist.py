@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.array_store import ArrayPart, array_store_dir, file_version, store_arrays
-from medviz.data.arrays import ImageArrays
-from medviz.data.dtypes import decided_on_first_use, uint8_conversion
-from medviz.data.errors import DataError
-from medviz.data.npy_stream import NpyArray, NpyBlocks, arrays_value_range, npz_arrays
+from medviz.data.image_arrays import ImageArrays
+from medviz.data.readers.dtypes import decided_on_first_use, uint8_conversion
+from medviz.data.readers.npy_stream import NpyArray, NpyBlocks, arrays_value_range, npz_arrays
+from medviz.errors import DataError
+from medviz.store.array_blocks import ArrayPart, array_store_dir, file_version, store_arrays
 
 SPLITS = ("train", "val", "test")
 SIZES = (28, 64, 128, 224)

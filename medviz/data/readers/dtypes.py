@@ -15,7 +15,7 @@ from functools import partial
 
 import numpy as np
 
-from medviz.data.errors import DataError
+from medviz.errors import DataError
 
 log = logging.getLogger("medviz")
 

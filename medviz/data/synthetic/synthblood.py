@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medviz.data.arrays import ImageArrays
+from medviz.data.image_arrays import ImageArrays
 from medviz.errors import ConfigError
 
 #: BloodMNIST's class names, in its label order.

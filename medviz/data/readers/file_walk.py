@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from medviz.data.images_io import IMAGE_SUFFIXES
-from medviz.store.ingest import SourceItem
+from medviz.data.readers.images import IMAGE_SUFFIXES
+from medviz.store.source_item import SourceItem
 
 _SUFFIXES = tuple(IMAGE_SUFFIXES)
 _new = tuple.__new__  # builds a SourceItem without the generated __new__'s argument handling

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from medviz.data.arrays import ImageArrays
+from medviz.data.image_arrays import ImageArrays
 from medviz.errors import ConfigError
 
 log = logging.getLogger("medviz")

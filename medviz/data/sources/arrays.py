@@ -1,7 +1,7 @@
 """Arrays a user already has: ``dataset=arrays dataset.path=cells.npz`` (or ``.npy``).
 
 An ``.npz`` holds ``images`` -- (N, H, W, C), (N, C, H, W) or (N, H, W), any of uint8, uint16,
-float (other integer types are converted where no value changes, :func:`medviz.data.dtypes.as_stored`)
+float (other integer types are converted where no value changes, :func:`medviz.data.readers.dtypes.as_stored`)
 -- and optionally ``labels`` (N,) (integers, or strings that become class names), ``class_names``
 and ``channel_names``. A ``.npy`` holds the images alone (an unlabelled map). Images are resized
 to ``resize`` when it is set and differs; their values are never rescaled. They are kept in the
@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.array_store import ArrayPart, array_store_dir, file_version, store_arrays
-from medviz.data.arrays import ImageArrays
-from medviz.data.dtypes import decided_on_first_use, stored_conversion
-from medviz.data.errors import DataError
-from medviz.data.images_io import resize as resize_image
-from medviz.data.npy_stream import NpyBlocks, arrays_value_range, npy_array, npz_arrays
+from medviz.data.image_arrays import ImageArrays
+from medviz.data.readers.dtypes import decided_on_first_use, stored_conversion
+from medviz.data.readers.images import resize as resize_image
+from medviz.data.readers.npy_stream import NpyBlocks, arrays_value_range, npy_array, npz_arrays
+from medviz.errors import DataError
+from medviz.store.array_blocks import ArrayPart, array_store_dir, file_version, store_arrays
 
 log = logging.getLogger("medviz")
 

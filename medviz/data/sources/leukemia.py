@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.arrays import ImageArrays
-from medviz.data.errors import DataError
-from medviz.data.folder import images_below, ingest_files
+from medviz.data.image_arrays import ImageArrays
+from medviz.data.sources.folder import images_below, ingest_files
+from medviz.errors import DataError
 from medviz.store.ingest import IngestReport
 from medviz.store.read import open_store
 

@@ -12,11 +12,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from medviz.data.arrays import ImageArrays
 from medviz.data.display import colour_table
+from medviz.data.image_arrays import ImageArrays
 from medviz.data.intensity import Intensity, choose_intensity
-from medviz.data.kept import kept_beside
 from medviz.errors import ConfigError
+from medviz.store.sidecar import kept_beside
 
 log = logging.getLogger("medviz")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medviz.data.array_store import ArrayPart, array_store_dir, file_version, store_arrays
-from medviz.data.arrays import ImageArrays
-from medviz.data.errors import DataError
+from medviz.data.image_arrays import ImageArrays
+from medviz.errors import DataError
+from medviz.store.array_blocks import ArrayPart, array_store_dir, file_version, store_arrays
 
 log = logging.getLogger("medviz")
 

@@ -3,7 +3,7 @@
 * PNG, JPEG, BMP (PIL): 8-bit images become RGB as they always did (grayscale repeated in three
   channels, palettes expanded, an alpha channel dropped with a log line); 16-bit and float
   grayscale stay one channel of uint16 / float32 -- never stretched.
-* TIFF / OME-TIFF (tifffile, :mod:`medviz.data.tiff_io`): every channel in its stored dtype; 8-bit
+* TIFF / OME-TIFF (tifffile, :mod:`medviz.data.readers.tiff`): every channel in its stored dtype; 8-bit
   grayscale or RGB TIFFs become RGB like the PNGs, so a folder of either reads the same.
 * One image from several files (one per channel, ``dataset.channel_files``): each file one plane.
 
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medviz.data.dtypes import as_stored
-from medviz.data.errors import DataError
-from medviz.data.tiff_io import read_tiff
+from medviz.data.readers.dtypes import as_stored
+from medviz.data.readers.tiff import read_tiff
+from medviz.errors import DataError
 
 log = logging.getLogger("medviz")
 

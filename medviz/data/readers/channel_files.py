@@ -12,8 +12,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from medviz.data.errors import DataError
-from medviz.errors import ConfigError
+from medviz.errors import ConfigError, DataError
 
 log = logging.getLogger("medviz")
 

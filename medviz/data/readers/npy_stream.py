@@ -18,8 +18,8 @@ from typing import IO
 
 import numpy as np
 
-from medviz.data.dtypes import ValueRange, value_range
-from medviz.data.errors import DataError
+from medviz.data.readers.dtypes import ValueRange, value_range
+from medviz.errors import DataError
 
 log = logging.getLogger("medviz")
 
