@@ -16,7 +16,7 @@ from medviz.data.image_arrays import ImageArrays
 from medviz.methods.base import ContrastiveMethod
 from medviz.models.heads import MLPHead
 from medviz.training.pipeline import train
-from tests.conftest import TINY, compose_config
+from tests.helpers.config import TINY, compose_config
 
 SHORT = ["schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]", "eval.snapshot_every=0"]
 

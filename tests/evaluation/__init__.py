@@ -1,0 +1,1 @@
+"""Tests of metrics, baselines and tables."""

@@ -1,0 +1,1 @@
+"""Tests of methods, losses and stages."""
