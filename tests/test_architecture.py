@@ -23,7 +23,7 @@ PACKAGE = REPO / "medviz"
 #: Lowest first. A package may import its own layer's and lower layers' packages, never a higher one.
 #: Within a layer, imports must not go both ways (checked by the circle test).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("medviz.errors", "medviz.bulk", "medviz.instantiate", "medviz.runtime"),
+    ("medviz.errors", "medviz.bulk", "medviz.instantiate", "medviz.runtime", "medviz.text"),
     ("medviz.store", "medviz.augment"),
     ("medviz.data",),
     ("medviz.models",),

@@ -28,6 +28,7 @@ from medviz.evaluation.paired import PairedDifference, paired_difference
 from medviz.evaluation.sweep_jobs import missing_in
 from medviz.evaluation.tables import Cell, RunResult, find_run_dirs, load_run
 from medviz.maps.plots import plot_panel_rows
+from medviz.text import markdown_cell
 
 AUGS = ("default", "rot90", "randrot")
 #: What the paper finds for rotations against the default set: better maps where orientation means
@@ -131,7 +132,8 @@ def _maps_section(comparisons: dict[str, Comparison], method: str) -> tuple[list
             claim, verdicts = _claim_and_verdicts(dataset, aug, [knn, silhouette])
             columns = [_mean_std(cell["values"]) for cell in by_metric.values()]
             lines.append(
-                f"| {dataset} | {aug} | {len(knn['values'])} | {' | '.join(columns)} | {_interval(knn['difference'])} "
+                f"| {markdown_cell(dataset)} | {markdown_cell(aug)} | {len(knn['values'])} | {' | '.join(columns)} "
+                f"| {_interval(knn['difference'])} "
                 f"| {_interval(silhouette['difference'])} | {claim} | {' | '.join(verdicts)} |"
             )
             found.setdefault(dataset, {})[aug] = {
@@ -162,8 +164,9 @@ def _linear_section(linear: Comparison, runs: Sequence[RunResult]) -> tuple[list
             cell = cells[aug]
             claim, (verdict,) = _claim_and_verdicts(dataset, aug, [cell])
             lines.append(
-                f"| {dataset} | {aug} | {len(cell['values'])} | {_mean_std(cell['values'])} | "
-                f"{_interval(cell['difference'])} | {claim} | {verdict} | {_pixel_knn(runs, dataset)} |"
+                f"| {markdown_cell(dataset)} | {markdown_cell(aug)} | {len(cell['values'])} "
+                f"| {_mean_std(cell['values'])} | {_interval(cell['difference'])} | {claim} | {verdict} "
+                f"| {_pixel_knn(runs, dataset)} |"
             )
             found.setdefault(dataset, {})[aug] = {
                 "values": cell["values"],

@@ -19,6 +19,7 @@ import yaml
 from medviz.evaluation.paper_numbers import Table
 from medviz.evaluation.sweep_jobs import MissingJob, RowKey
 from medviz.runs.config import saved_config
+from medviz.text import markdown_cell
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _format(value: float, std: float | None, percent: bool) -> str:
 def to_markdown(table: dict[RowKey, dict[str, Cell]], title: str, percent: bool, paper: Table | None = None) -> str:
     """A Markdown table; with ``paper``, each cell shows ours and the paper's value (ours / paper)."""
     datasets = sorted({d for row in table.values() for d in row})
-    lines = [f"**{title}**", "", "| method | augmentation | " + " | ".join(datasets) + " |"]
+    lines = [f"**{title}**", "", "| method | augmentation | " + " | ".join(map(markdown_cell, datasets)) + " |"]
     lines.append("| --- | --- | " + " | ".join("---" for _ in datasets) + " |")
     bold = {d: best_rows(table, d) for d in datasets}
     for key in sorted(table):
@@ -134,7 +135,7 @@ def to_markdown(table: dict[RowKey, dict[str, Cell]], title: str, percent: bool,
                 ref = paper.get(key, {}).get(dataset)
                 text += " / " + ("–" if ref is None else _format(ref[0], ref[1], percent))
             cells.append(text)
-        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {markdown_cell(key[0])} | {markdown_cell(key[1])} | " + " | ".join(cells) + " |")
     if paper is not None:
         lines += ["", "Cells: ours / the paper's. Ours: mean ± std over seeds (n in the CSV)."]
     if any(cell.missing for row in table.values() for cell in row.values()):

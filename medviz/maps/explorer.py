@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
-import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -22,6 +22,7 @@ from matplotlib.colors import to_hex
 from PIL import Image
 
 from medviz.maps.plots import class_colours
+from medviz.text import json_for_script
 
 TEMPLATE = Path(__file__).with_name("explorer.html")
 
@@ -111,8 +112,10 @@ def write_explorer(
         "channelNames": [str(n) for n in channels.names] if channel_atlases else [],
         "channelColours": [str(c) for c in channels.colours] if channel_atlases else [],
     }
-    # "</" inside the JSON (a file name, say) must not close the script element.
-    payload = json.dumps(data).replace("</", "<\\/")
-    html = TEMPLATE.read_text().replace("__TITLE__", escape(title)).replace("__DATA__", payload)
+    # No file, class or channel name may close the script element, open a comment or start markup.
+    payload = json_for_script(data)
+    # One pass: a title that contains "__DATA__" stays a title.
+    parts = {"__TITLE__": escape(title), "__DATA__": payload}
+    html = re.sub("__TITLE__|__DATA__", lambda found: parts[found.group()], TEMPLATE.read_text())
     path.write_text(html)
     return path

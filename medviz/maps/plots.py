@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from medviz.data.image_arrays import ImageArrays  # noqa: E402
+from medviz.text import plot_text  # noqa: E402
 
 
 def class_colours(n_classes: int) -> list[tuple[float, float, float, float]]:
@@ -60,21 +61,27 @@ def plot_map(
     colours, legend = grouped_palette(labels, class_names, small_class_fraction)
     alpha = 0.35 if overlay is not None else 1.0
     ax.scatter(coords[order, 0], coords[order, 1], c=colours[order], s=size, linewidths=0, rasterized=True, alpha=alpha)
+    # Handles and their labels are passed together: a name is drawn as written (a leading "_" would
+    # otherwise hide it from an automatic legend, and "$...$" would be read as mathtext).
+    handles, names = [], []
     if overlay is not None:
-        ax.scatter(
-            overlay[:, 0],
-            overlay[:, 1],
-            c="black",
-            s=max(size * 3, 6),
-            marker="x",
-            linewidths=0.8,
-            label=f"{overlay_label} ({len(overlay)})",
+        handles.append(
+            ax.scatter(overlay[:, 0], overlay[:, 1], c="black", s=max(size * 3, 6), marker="x", linewidths=0.8)
         )
+        names.append(f"{overlay_label} ({len(overlay)})")
     for name, colour in legend:
-        ax.scatter([], [], color=colour, s=30, label=name)
+        handles.append(ax.scatter([], [], color=colour, s=30))
+        names.append(name)
     if legend:
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
-    ax.set_title(title, fontsize=10)
+        ax.legend(
+            handles,
+            [plot_text(n) for n in names],
+            loc="center left",
+            bbox_to_anchor=(1.0, 0.5),
+            frameon=False,
+            fontsize=8,
+        )
+    ax.set_title(plot_text(title), fontsize=10)
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -106,8 +113,8 @@ def plot_panels(
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), dpi=150)
     for ax, (title, coords, metrics) in zip(np.atleast_1d(axes), panels, strict=True):
         _draw_panel(ax, coords, colours, title, metrics)
-    handles = _legend_handles(legend)
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=8)
+    handles, names = _legend_handles(legend)
+    fig.legend(handles, names, loc="lower center", ncol=min(len(handles), 6), frameon=False, fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
@@ -130,8 +137,9 @@ def plot_panel_rows(rows: list[PanelRow], path: str | Path) -> Path:
             _draw_panel(ax, coords, colours, f"{row_title}: {title}", metrics)
         for ax in row_axes[len(panels) :]:
             ax.axis("off")
+        handles, names = _legend_handles(legend)
         row_axes[len(panels) - 1].legend(
-            handles=_legend_handles(legend), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7
+            handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7
         )
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")
@@ -139,8 +147,10 @@ def plot_panel_rows(rows: list[PanelRow], path: str | Path) -> Path:
     return path
 
 
-def _legend_handles(legend: list[tuple[str, tuple]]) -> list:
-    return [plt.Line2D([], [], ls="", marker="o", color=colour, label=name) for name, colour in legend]
+def _legend_handles(legend: list[tuple[str, tuple]]) -> tuple[list, list[str]]:
+    """Legend markers and their names, drawn as written (:func:`medviz.text.plot_text`)."""
+    handles = [plt.Line2D([], [], ls="", marker="o", color=colour) for _, colour in legend]
+    return handles, [plot_text(name) for name, _ in legend]
 
 
 def _draw_panel(ax, coords: np.ndarray, colours: np.ndarray, title: str, metrics: dict) -> None:
@@ -151,7 +161,7 @@ def _draw_panel(ax, coords: np.ndarray, colours: np.ndarray, title: str, metrics
     subtitle = ""
     if "knn_accuracy" in metrics:
         subtitle = f"\nkNN {100 * metrics['knn_accuracy']:.1f}%, silhouette {metrics['silhouette']:.2f}"
-    ax.set_title(title + subtitle, fontsize=9)
+    ax.set_title(plot_text(title) + subtitle, fontsize=9)
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
     ax.set_yticks([])

@@ -9,6 +9,7 @@ import numpy as np
 
 from medviz.maps.plots import plot_map
 from medviz.maps.qc import Group, recall
+from medviz.text import markdown_cell
 
 
 def write_report(
@@ -59,7 +60,8 @@ def write_report(
     for number, group in enumerate(groups):
         names, counts = np.unique(labels[group.indices], return_counts=True)
         classes = ", ".join(
-            f"{class_names[n] if n >= 0 else 'unlabelled'} {c}" for n, c in zip(names, counts, strict=True)
+            f"{markdown_cell(class_names[n]) if n >= 0 else 'unlabelled'} {c}"
+            for n, c in zip(names, counts, strict=True)
         )
         strip = ""
         if images is not None:

@@ -28,6 +28,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from medviz.errors import MedvizError
+from medviz.text import markdown_cell
 
 log = logging.getLogger("medviz")
 
@@ -164,7 +165,7 @@ def _markdown(sweep_dir: Path, rows: list[dict], columns: list[str]) -> str:
     common, varied = varying(rows)
     out = [f"# Sweep {sweep_dir.name}: {len(rows)} runs, {len(rows) - len(failed)} completed, {len(failed)} failed", ""]
     if common:
-        out += [f"Every run: `{' '.join(common)}`", ""]
+        out += [f"Every run: {markdown_cell(' '.join(common))}", ""]
     out += ["## By setting (mean ± std over seeds)", "", _table_header(["setting", "completed", *columns])]
     settings: dict[str, list[dict]] = {}
     for row, overrides in zip(rows, varied, strict=True):
@@ -172,16 +173,18 @@ def _markdown(sweep_dir: Path, rows: list[dict], columns: list[str]) -> str:
     for setting, group in settings.items():
         done = [row for row in group if row["status"] == "completed"]
         cells = [_mean_std([row["metrics"][key] for row in done if key in row["metrics"]]) for key in columns]
-        out.append(f"| {setting} | {len(done)}/{len(group)} | " + " | ".join(cells) + " |")
+        out.append(f"| {markdown_cell(setting)} | {len(done)}/{len(group)} | " + " | ".join(cells) + " |")
     out += ["", "## Runs", "", _table_header(["job", "overrides", "status", *columns, "folder"])]
     for row, overrides in zip(rows, varied, strict=True):
         cells = [_number(row["metrics"][key]) if key in row["metrics"] else "" for key in columns]
         out.append(
-            f"| {row['job']} | {' '.join(overrides)} | {row['status']} | " + " | ".join(cells) + f" | {row['folder']} |"
+            f"| {row['job']} | {markdown_cell(' '.join(overrides))} | {row['status']} | "
+            + " | ".join(cells)
+            + f" | {markdown_cell(row['folder'])} |"
         )
     if failed:
         out += ["", "## Failed runs", ""]
-        out += [f"- job {row['job']} ({row['folder']}): {row['error']}" for row in failed]
+        out += [f"- job {row['job']} ({markdown_cell(row['folder'])}): {markdown_cell(row['error'])}" for row in failed]
     return "\n".join(out) + "\n"
 
 

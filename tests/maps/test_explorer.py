@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def tiny_map(n: int = 300, seed: int = 0):
 
 def payload(path) -> dict:
     text = path.read_text()
-    return json.loads(re.search(r"const DATA = (.*);\n", text).group(1).replace("<\\/", "</"))
+    return json.loads(re.search(r"const DATA = (.*);\n", text).group(1))
 
 
 def test_the_file_is_self_contained_and_carries_every_point(tmp_path):
@@ -143,6 +144,69 @@ def test_explorer_draws_every_point_and_shows_a_thumbnail_on_hover(browser, tmp_
         "return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.slice(0, 400));"
     )
     assert len(set(thumbnail)) > 10  # the image's pixels, not an empty canvas
+
+
+HOSTILE_CLASS = "<img src=x onerror=document.title='pwned'>"
+HOSTILE_CHANNEL = "<b onmouseover=alert(1)>DNA</b>"
+
+
+def hostile_explorer(tmp_path):
+    """An explorer whose class, channel and file names are markup, a comment opener and formulas."""
+    from medviz.maps.explorer import ChannelView
+
+    coords, labels, _, _ = tiny_map()
+    classes = [HOSTILE_CLASS, '=HYPERLINK("http://x","a")', 'say "hi", then |go|']
+    names = [f"q<!--<script>{i}.png" if i % 2 else f'@SUM(1,2) "{i}".png' for i in range(len(coords))]
+    channel_images = np.zeros((len(coords), 28, 28, 2), np.uint8)
+    view = ChannelView(channel_images, [HOSTILE_CHANNEL, "__DATA__ </script>"], ["#00ff00", "#ff00ff"])
+    path = write_explorer(
+        tmp_path / "x.html",
+        coords,
+        labels,
+        classes,
+        np.zeros((len(coords), 28, 28, 3), np.uint8),
+        names=names,
+        title="__DATA__ <title>",
+        channels=view,
+    )
+    return path, coords, labels, classes, names
+
+
+def test_no_user_string_becomes_markup_in_the_file(tmp_path):
+    path, _, _, classes, names = hostile_explorer(tmp_path)
+    text = path.read_text()
+    assert text.count("<script") == TEMPLATE_SCRIPTS and text.count("</script>") == TEMPLATE_SCRIPTS
+    assert "<!--" not in text and "<img" not in text and "<b " not in text
+    assert "<title>__DATA__ &lt;title&gt;</title>" in text  # the title is the title, not the data
+    data = payload(path)
+    assert data["classNames"] == classes and data["names"] == names
+    assert data["channelNames"] == [HOSTILE_CHANNEL, "__DATA__ </script>"]
+
+
+TEMPLATE_SCRIPTS = (Path(__file__).parents[2] / "medviz" / "maps" / "explorer.html").read_text().count("<script")
+
+
+@pytest.mark.browser
+def test_hostile_names_are_shown_as_text_and_exported_as_inert_csv(browser, tmp_path):
+    path, coords, labels, classes, names = hostile_explorer(tmp_path)
+    open_map(browser, path)  # a comment opener in a file name no longer stops the page
+    assert browser.title == "__DATA__ <title>"  # no onerror handler ran
+    legend = [e.text for e in browser.find_elements("css selector", "#legend div")]
+    assert [row.rsplit(" (", 1)[0] for row in legend] == classes
+    assert browser.find_elements("css selector", "#legend img, #channels b") == []
+    channels = [e.text for e in browser.find_elements("css selector", "#channels label")][:2]
+    assert channels == [HOSTILE_CHANNEL, "__DATA__ </script>"]
+    browser.execute_script("window.medviz.select([0, 1, 2, 3])")
+    import csv as csv_module
+
+    exported = browser.execute_script("return window.medviz.selectionCsv()")
+    rows = list(csv_module.reader(io.StringIO(exported)))
+    assert rows[0] == ["index", "label", "class", "name"] and len(rows) == 5
+    for row, i in zip(rows[1:], range(4), strict=True):
+        cls, name = classes[labels[i]], names[i]
+        assert row[:2] == [str(i), str(labels[i])]  # numbers stay numbers
+        assert row[2] == ("'" + cls if cls[0] in "=+-@" else cls)  # quotes and commas survive, formulas do not
+        assert row[3] == ("'" + name if name[0] in "=+-@" else name)
 
 
 @pytest.mark.browser

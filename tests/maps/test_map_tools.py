@@ -165,3 +165,24 @@ def test_a_run_folder_of_the_earlier_layout_still_places_images_the_same(run_dir
     shutil.copytree(run_dir, earlier)
     _write_in_the_earlier_layout(earlier)
     np.testing.assert_array_equal(embed_images(load_trained(earlier, torch.device("cpu")), images), before)
+
+
+ODD_CLASSES = ("a$\\frac$", "_b", "c|d <i>")
+
+
+@pytest.mark.trains
+def test_class_names_with_mathtext_markup_and_pipes_train_map_and_report_as_written(tmp_path):
+    """A class folder named ``a$\\frac$`` once stopped training at the first map snapshot."""
+    folder = write_image_folder(tmp_path / "odd", classes=ODD_CLASSES, per_class=16)
+    run = tmp_path / "run"
+    overrides = [*SHORT, "dataset=folder", f"dataset.path={folder}", "dataset.size=28", "eval.snapshot_every=1"]
+    train(compose_config([o for o in overrides if not o.startswith("dataset.source.n_images")], run_dir=run))
+    assert list((run / "maps").glob("epoch*.png")) and (run / "map.png").is_file()
+    done = medviz("qc", "--run", str(run), "--min-size", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (run / "qc" / "report.md").read_text()
+    for line in report.splitlines():
+        if line.startswith("| ") and "c\\|d &lt;i&gt;" in line:
+            assert line.count(" | ") == 7  # eight columns, however the class is named
+    done = medviz("figures", "--run", str(run))
+    assert done.returncode == 0, done.stderr[-3000:]
