@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
 from medviz.data.image_arrays import ImageStats
 from medviz.data.readers.dtypes import as_stored
@@ -22,7 +22,7 @@ from medviz.errors import ConfigError, DataError
 from medviz.maps.plots import plot_map
 from medviz.methods.base import ContrastiveMethod, upgrade_state_dict
 from medviz.runs.checkpoints import newest_checkpoint
-from medviz.runs.config import saved_config, upgrade_config
+from medviz.runs.config import load_run_config
 from medviz.runs.rebuild import build_method
 
 log = logging.getLogger("medviz")
@@ -34,10 +34,7 @@ def load_trained(run_dir: Path, device: torch.device) -> ContrastiveMethod:
     The model is built with the normalisation statistics and border colour its checkpoint holds,
     so it preprocesses new images exactly as it did the training images.
     """
-    config = saved_config(run_dir)
-    if config is None:
-        raise ConfigError(f"{run_dir} is not a training run folder (no config.yaml); pass --run <run folder>")
-    cfg = upgrade_config(OmegaConf.load(config))
+    cfg = load_run_config(run_dir)
     with open_dict(cfg):
         cfg.speed.compile = False
         cfg.speed.compile_augment = False

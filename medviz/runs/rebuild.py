@@ -21,7 +21,7 @@ from medviz.errors import ConfigError, MedvizError
 from medviz.instantiate import build
 from medviz.methods.base import ContrastiveMethod
 from medviz.models.preprocess import Preprocess
-from medviz.runs.config import load_run_config
+from medviz.runs.config import load_run_config, saved_config
 from medviz.runtime import uses_gpu
 
 log = logging.getLogger("medviz")
@@ -116,17 +116,14 @@ def _clip_algorithm(name: str) -> str:
 def open_finished_run(run_dir: Path) -> tuple[dict[str, np.ndarray], ImageArrays, np.ndarray | None]:
     """A finished run's ``embedding.npz`` (as a dict of arrays), its images as trained (planted
     problems included) and the planted mask (N,) or None; refused clearly when it is not finished."""
-    has_embedding = (run_dir / "embedding.npz").is_file()
-    try:
-        cfg = load_run_config(run_dir)
-    except ConfigError:
-        cfg = None
-    if not has_embedding or cfg is None:
-        missing = "embedding.npz" if cfg is not None else "config.yaml"
+    has_config = saved_config(run_dir) is not None
+    if not (run_dir / "embedding.npz").is_file() or not has_config:
+        missing = "embedding.npz" if has_config else "config.yaml"
         raise ConfigError(
             f"{run_dir} is not a finished training run folder (no {missing}); an interrupted run finishes "
             "with its training command plus resume=<run folder>, which also restores a lost config.yaml"
         )
+    cfg = load_run_config(run_dir)  # refuses what medviz would not build from a shared folder
     with np.load(run_dir / "embedding.npz") as saved:
         arrays = {key: saved[key] for key in saved.files}
     data, injected = build_run_data(cfg)
