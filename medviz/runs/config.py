@@ -67,10 +67,10 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 def _targets(node: DictConfig | ListConfig, where: str = "") -> list[tuple[str, object]]:
     """Every ``_target_`` below ``node`` as (its key, e.g. ``dataset.source._target_``; its value)."""
-    found = []
+    found: list[tuple[str, object]] = []
     items = node.items() if isinstance(node, DictConfig) else enumerate(node)
     for key, value in items:
-        path = f"{where}.{key}" if where else str(key)
+        path = f"{where}.{key!s}" if where else str(key)
         if isinstance(value, (DictConfig, ListConfig)):
             found += _targets(value, path)
         elif key == "_target_":
