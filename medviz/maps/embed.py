@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +78,7 @@ def read_images(source: Path, size: int, grayscale_as_rgb: bool = True) -> tuple
         images, kept = read_many(files, size, str(source))
         return images, [str(p.relative_to(source)) for p in kept]
     if source.suffix == ".npz" and source.is_file():
-        with np.load(source) as archive:
-            keys = ["images"] if "images" in archive else sorted(k for k in archive.files if k.endswith("_images"))
-            if not keys:
-                raise DataError(f"{source} has no 'images' or '<split>_images' array (it has {archive.files})")
-            arrays = [archive[key] for key in keys]
+        arrays, keys = _npz_images(source)
         what = f"{source} ({', '.join(keys)})"
         images = as_stored(np.concatenate([to_nhwc(a, what) for a in arrays]), what)
         if grayscale_as_rgb and images.dtype == np.uint8 and images.shape[-1] == 1:
@@ -93,6 +91,33 @@ def read_images(source: Path, size: int, grayscale_as_rgb: bool = True) -> tuple
         names = [f"{key}[{i}]" for key, a in zip(keys, arrays, strict=True) for i in range(len(a))]
         return images, names
     raise DataError(f"--images {source}: expected a folder of images or an .npz file")
+
+
+def _npz_images(source: Path) -> tuple[list[np.ndarray], list[str]]:
+    """The image arrays of an .npz and their keys; a file that is not a readable npz, or whose images
+    are pickled objects (never loaded), is refused naming the file."""
+    if not zipfile.is_zipfile(source):  # numpy would call any other file "pickled data"
+        raise DataError(f"{source} is not an .npz (not a zip archive of arrays); write it with np.savez")
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            keys = ["images"] if "images" in archive else sorted(k for k in archive.files if k.endswith("_images"))
+            if not keys:
+                raise DataError(f"{source} has no 'images' or '<split>_images' array (it has {archive.files})")
+            arrays = [archive[key] for key in keys]
+    except DataError:
+        raise
+    except ValueError as err:
+        if "pickle" in str(err) or "Object arrays" in str(err):
+            raise DataError(
+                f"{source}: its images are Python objects (a pickle), which medviz never loads; save them as a "
+                "numeric array, e.g. np.savez(path, images=np.stack(images).astype(np.uint8))"
+            ) from err
+        raise DataError(f"{source} is not a readable .npz ({err}); write it with np.savez") from err
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(
+            f"{source} is not a readable .npz ({type(err).__name__}: {err}); write it with np.savez"
+        ) from err
+    return arrays, keys
 
 
 def check_like_training(images: np.ndarray, module: ContrastiveMethod, run_dir: Path, source: Path) -> None:

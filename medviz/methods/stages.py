@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from medviz.errors import ConfigError
+
 #: Stage outputs whose first two dimensions are the 2-D map.
 MAP_OUTPUTS = frozenset({"2d", "anneal"})
 
@@ -90,6 +92,9 @@ class Schedule:
         return 0.5 * (1.0 + math.cos(math.pi * (progress - start) / (end - start)))
 
 
+_EXAMPLE = {"epochs": (1000, 50, 450), "lr_scale": (1.0, 1.0, 1e-3), "warmup_epochs": (10, 0, 10)}
+
+
 def three_stage(
     epochs: Sequence[int] = (1000, 50, 450),
     lr_scale: Sequence[float] = (1.0, 1.0, 1e-3),
@@ -100,8 +105,12 @@ def three_stage(
     Stage 1 trains everything with a 128-D output; stage 2 trains only a new 2-D output layer;
     stage 3 trains everything, 2-D, at lr/1000.
     """
-    if not (len(epochs) == len(lr_scale) == len(warmup_epochs) == 3):
-        raise ValueError("three_stage needs exactly 3 values for epochs, lr_scale and warmup_epochs")
+    for name, values in (("epochs", epochs), ("lr_scale", lr_scale), ("warmup_epochs", warmup_epochs)):
+        if isinstance(values, (str, int, float)) or len(values) != 3:
+            raise ConfigError(
+                f"schedule.{name}={values}: the three-stage schedule needs one value per stage, e.g. "
+                f"schedule.{name}={list(_EXAMPLE[name])}; for one stage of training use schedule=single"
+            )
     if any(e < 1 for e in epochs):
         raise ValueError(f"every stage needs at least 1 epoch, got {list(epochs)}")
     names = ("stage1-128d", "stage2-2d-head", "stage3-2d")

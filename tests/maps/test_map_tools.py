@@ -72,10 +72,17 @@ def test_maps_made_by_tsne_cannot_place_new_images(tmp_path):
 
 @pytest.mark.parametrize(
     ("images", "message"),
-    [("missing.npz", "expected a folder of images or an .npz file"), ("wrong.npz", "must be 28x28")],
+    [
+        ("missing.npz", "expected a folder of images or an .npz file"),
+        ("wrong.npz", "must be 28x28"),
+        ("objects.npz", "its images are Python objects (a pickle), which medviz never loads"),
+        ("text.npz", "is not an .npz (not a zip archive of arrays)"),
+    ],
 )
 def test_bad_inputs_to_embed(run_dir, tmp_path, images, message):
     np.savez(tmp_path / "wrong.npz", images=np.zeros((2, 32, 32, 3), np.uint8))
+    np.savez(tmp_path / "objects.npz", images=np.array([np.zeros((28, 28, 3)), "x"], dtype=object))
+    (tmp_path / "text.npz").write_text("not an archive")
     done = medviz("embed", "--run", str(run_dir), "--images", str(tmp_path / images))
     assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
 

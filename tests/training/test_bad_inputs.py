@@ -210,3 +210,11 @@ def test_outputs_go_to_the_run_folder_only(tmp_path):
 def test_a_wrong_value_inside_a_group_names_the_group(override, group, tmp_path):
     with pytest.raises(ConfigError, match=f"could not build `{group}` from the config .*check the {group}.\\* values"):
         train(compose_config([*SHORT, override], run_dir=tmp_path))
+
+
+def test_one_number_for_the_three_stages_is_refused_with_an_example(tmp_path):
+    with pytest.raises(ConfigError, match=r"schedule.epochs=5: the three-stage schedule needs one value per stage"):
+        train(compose_config([*SHORT, "schedule.epochs=5"], run_dir=tmp_path))
+    done = cli(*SHORT, "schedule.epochs=5", f"hydra.run.dir={tmp_path / 'cli'}")
+    assert done.returncode == 1 and "schedule.epochs=[1000, 50, 450]" in done.stderr
+    assert "Traceback" not in done.stderr
