@@ -32,6 +32,7 @@ def _ingest(args: argparse.Namespace) -> None:
 
     from medviz.instantiate import build
     from medviz.store.ingest import recorded_ingests
+    from medviz.training.config_checks import check_config
 
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -40,6 +41,7 @@ def _ingest(args: argparse.Namespace) -> None:
         said = str(err).split("\nConfig search path")[0].rstrip()
         hint = "medviz ingest takes train.py's settings, e.g. dataset=folder dataset.path=<folder>"
         raise ConfigError(f"{said}\n{hint}") from None
+    check_config(cfg)  # the same checks and messages as train.py
     node = cfg.dataset.get("ingest")
     if node is None:
         raise ConfigError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from medviz.data.prepare.memory import ram_budget
 from medviz.errors import ConfigError
@@ -95,8 +95,26 @@ def _lookup(cfg: DictConfig, dotted: str) -> tuple[bool, object]:
     return True, node
 
 
+def _missing_keys(node: DictConfig, where: str = "") -> list[str]:
+    """Keys whose value is ``???`` (must be given), without resolving any interpolation."""
+    found = []
+    for key in node.keys():
+        path = f"{where}.{key}" if where else str(key)
+        if OmegaConf.is_missing(node, key):
+            found.append(path)
+        elif not OmegaConf.is_interpolation(node, key) and isinstance(node[key], DictConfig):
+            found += _missing_keys(node[key], path)
+    return found
+
+
 def check_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` for the first setting whose value has the wrong type or range."""
+    """Raise :class:`ConfigError` for a setting that must be given and is not, or for the first setting
+    whose value has the wrong type or range (train.py and ``medviz ingest`` both check with this)."""
+    missing = _missing_keys(cfg)
+    if missing:
+        examples = {"dataset.path": "dataset.path=/path/to/images"}
+        example = examples.get(missing[0], f"{missing[0]}=<value>")
+        raise ConfigError(f"{', '.join(missing)} must be set for dataset={cfg.dataset.get('name')}; e.g. {example}")
     for key, (test, expected, example) in RULES.items():
         present, value = _lookup(cfg, key)
         if present and not test(value):

@@ -19,6 +19,7 @@ from medviz.training.callbacks import NonFiniteLossError
 from medviz.training.checkpoints import CheckpointWriteError
 from medviz.training.config_checks import check_config
 from medviz.training.pipeline import train
+from tests.helpers.commands import medviz
 from tests.helpers.config import REPO, TINY, compose_config
 from tests.helpers.formats import write_image_folder
 
@@ -218,3 +219,21 @@ def test_one_number_for_the_three_stages_is_refused_with_an_example(tmp_path):
     done = cli(*SHORT, "schedule.epochs=5", f"hydra.run.dir={tmp_path / 'cli'}")
     assert done.returncode == 1 and "schedule.epochs=[1000, 50, 450]" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["dataset=folder"], "dataset.path must be set for dataset=folder; e.g. dataset.path=/path/to/images"),
+        (["dataset=folder", "dataset.path={folder}", "dataset.size=-3"], "dataset.size must be an integer >= 8"),
+    ],
+)
+def test_train_and_ingest_check_the_same_settings_with_the_same_words(tmp_path, monkeypatch, overrides, message):
+    monkeypatch.setenv("MEDVIZ_CACHE", str(tmp_path / "cache"))
+    folder = write_image_folder(tmp_path / "images")
+    overrides = [o.format(folder=folder) for o in overrides]
+    trained = cli(*overrides, f"hydra.run.dir={tmp_path / 'run'}")
+    ingested = medviz("ingest", *overrides)
+    for done in (trained, ingested):
+        assert done.returncode == 1 and message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "cache").exists()  # no junk store was built
