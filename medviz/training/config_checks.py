@@ -97,9 +97,9 @@ def _lookup(cfg: DictConfig, dotted: str) -> tuple[bool, object]:
 
 def _missing_keys(node: DictConfig, where: str = "") -> list[str]:
     """Keys whose value is ``???`` (must be given), without resolving any interpolation."""
-    found = []
-    for key in node.keys():
-        path = f"{where}.{key}" if where else str(key)
+    found: list[str] = []
+    for key in node:
+        path = f"{where}.{key!s}" if where else str(key)
         if OmegaConf.is_missing(node, key):
             found.append(path)
         elif not OmegaConf.is_interpolation(node, key) and isinstance(node[key], DictConfig):
