@@ -180,6 +180,41 @@ def test_an_unreadable_file_is_skipped_until_it_changes(tmp_path, caplog):
     assert len(load_folder(str(root), size=8)) == 7
 
 
+def test_an_image_over_the_pixel_limit_is_skipped_naming_the_file_and_the_setting(tmp_path, caplog):
+    """A 15,000 x 15,000 PNG (over PIL's decompression-bomb limit) once stopped the whole ingest."""
+    root = write_pngs(tmp_path / "imgs", 6)
+    Image.new("1", (15000, 15000)).save(root / "a" / "mosaic.png")  # 27 kB on disk, 225 Mpx decoded
+    with caplog.at_level(logging.WARNING, logger="medviz"):
+        assert len(load_folder(str(root), size=8)) == 6
+    assert "mosaic.png: 15000 x 15000 pixels is more than the 178,956,970 medviz reads" in caplog.text
+    assert "MEDVIZ_MAX_IMAGE_PIXELS=225000000" in caplog.text
+
+
+def test_the_pixel_limit_is_a_setting_and_holds_for_tiff_too(tmp_path, caplog, monkeypatch):
+    import tifffile
+
+    root = write_pngs(tmp_path / "imgs", 4)
+    tifffile.imwrite(root / "b" / "wide.tif", np.zeros((40, 50, 3), np.uint8))
+    monkeypatch.setenv("MEDVIZ_MAX_IMAGE_PIXELS", "1000")  # 8 x 8 PNGs pass, 40 x 50 does not
+    with caplog.at_level(logging.WARNING, logger="medviz"):
+        assert len(load_folder(str(root), size=8, workers=1)) == 4
+    assert "wide.tif: 50 x 40 pixels is more than the 1,000" in caplog.text
+    monkeypatch.setenv("MEDVIZ_MAX_IMAGE_PIXELS", "2000")
+    os.utime(root / "b" / "wide.tif", ns=(3, 3))  # changed: read again, now within the limit
+    assert len(load_folder(str(root), size=8, workers=1)) == 5
+
+
+def test_symbolic_link_loops_are_skipped_with_a_warning_and_the_rest_is_read(tmp_path, caplog):
+    root = write_pngs(tmp_path / "imgs", 6)
+    (root / "a" / "loop1").symlink_to("loop2")  # a circle of links: the OS refuses to follow it
+    (root / "a" / "loop2").symlink_to("loop1")
+    (root / "b" / "up").symlink_to("..")  # a link to an ancestor: each real folder is read once
+    with caplog.at_level(logging.WARNING, logger="medviz"):
+        data = load_folder(str(root), size=8, workers=1)
+    assert len(data) == 6
+    assert f"skipped {root / 'a' / 'loop1'}: Too many levels of symbolic links" in caplog.text
+
+
 def test_a_folder_loads_in_file_order_with_labels_and_a_generation_for_its_statistics(tmp_path):
     root = write_pngs(tmp_path / "imgs", 10)
     data = load_folder(str(root), size=8)

@@ -8,12 +8,14 @@ path relative to the folder (its key in the store) is built while walking: build
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from medviz.data.readers.images import IMAGE_SUFFIXES
 from medviz.store.source_item import SourceItem
 
+log = logging.getLogger("medviz")
 _SUFFIXES = tuple(IMAGE_SUFFIXES)
 _new = tuple.__new__  # builds a SourceItem without the generated __new__'s argument handling
 
@@ -50,25 +52,33 @@ def _walk(
 ) -> None:
     """Append ``current``'s image files to ``found``, visiting entries in name order (depth first,
     so the result comes out sorted without sorting it)."""
-    info = os.stat(current)
-    if (info.st_dev, info.st_ino) in seen:
+    try:
+        info = os.stat(current)
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
+        listing = os.scandir(current)
+    except OSError as err:  # unreadable, or a link that leads nowhere or round in a circle
+        _skip(current, err)
         return
-    seen.add((info.st_dev, info.st_ino))
     files: dict[str, tuple[int, int]] = {}  # name -> (size, mtime_ns)
     folders: set[str] = set()
-    with os.scandir(current) as listing:
+    with listing:
         for entry in listing:
             name = entry.name
             if name[0] == ".":
                 continue
-            if entry.is_dir():
-                folders.add(name)
-            elif name.lower().endswith(_SUFFIXES) and entry.is_file():
-                if stat:
-                    info = entry.stat()
-                    files[name] = (info.st_size, info.st_mtime_ns)
-                else:
-                    files[name] = _UNKNOWN_VERSION
+            try:
+                if entry.is_dir():
+                    folders.add(name)
+                elif name.lower().endswith(_SUFFIXES) and entry.is_file():
+                    if stat:
+                        info = entry.stat()
+                        files[name] = (info.st_size, info.st_mtime_ns)
+                    else:
+                        files[name] = _UNKNOWN_VERSION
+            except OSError as err:  # one bad entry (a symlink loop, a file gone meanwhile) never stops the rest
+                _skip(entry.path, err)
     folder = current if current.endswith(os.sep) else current + os.sep
     run = 0
     for name in sorted([*files, *folders]):  # names are strings: sorting them is fast
@@ -82,3 +92,8 @@ def _walk(
             run += 1
     if run:
         runs.append((relative, run))
+
+
+def _skip(path: str, err: OSError) -> None:
+    reason = err.strerror or type(err).__name__
+    log.warning(f"skipped {path}: {reason} (a symbolic link loop, a broken link or no permission?)")

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from medviz.data.readers.dtypes import as_stored
+from medviz.data.readers.limits import ImageTooLarge, check_image_size
 from medviz.data.readers.tiff import read_tiff
 from medviz.errors import DataError
 
@@ -33,8 +34,25 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 _said_alpha: set[str] = set()
 
 
+def _open_checked(path: Path) -> Image.Image:
+    """``Image.open`` (the header only), refused by medviz's own pixel limit, which a user can raise,
+    instead of PIL's (whose error is no OSError and would stop a whole ingest)."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        image = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    try:
+        check_image_size(path, *image.size, channels=len(image.getbands()))
+    except ImageTooLarge:
+        image.close()
+        raise
+    return image
+
+
 def _read_with_pil(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
+    with _open_checked(path) as image:
         image.load()
         if image.mode.startswith("I;16"):
             return np.asarray(image).astype(np.uint16)[..., None]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medviz.data.readers.limits import ImageTooLarge, check_image_size
 from medviz.errors import DataError
 
 log = logging.getLogger("medviz")
@@ -80,6 +81,8 @@ def read_tiff(path: Path) -> np.ndarray:
 
     try:
         with tifffile.TiffFile(path) as tif:
+            first = tif.pages[0]
+            check_image_size(path, first.imagewidth, first.imagelength, 1, np.dtype(first.dtype or np.uint8).itemsize)
             pages = _pages_as_channels(tif)
             if pages is not None:
                 return np.moveaxis(pages, 0, 2)
@@ -89,6 +92,8 @@ def read_tiff(path: Path) -> np.ndarray:
             data = series.asarray()
             axes = series.axes
             alpha = any(int(s) in (1, 2) for s in getattr(tif.pages[0], "extrasamples", ()))
+    except ImageTooLarge:
+        raise  # one file skipped, not a refused layout
     except (tifffile.TiffFileError, ValueError, IndexError) as err:
         raise DataError(f"{path}: not a readable TIFF ({err})") from err
     image = _channels_last(data, axes, path)
