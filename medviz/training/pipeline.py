@@ -26,6 +26,7 @@ from medviz.runs.rebuild import build_method, build_run_data
 from medviz.runtime import loader_workers, peak_memory
 from medviz.training.build import build_loggers, build_trainer, snapshot_callback, warn_if_slow_on_cpu
 from medviz.training.config_checks import check_config
+from medviz.training.quiet import quiet_libraries
 from medviz.training.resume import prepare_resume, resume_folder
 from medviz.training.run_folder import first_process, holds_a_run
 from medviz.training.sweep import in_multirun
@@ -64,6 +65,7 @@ def train(cfg: DictConfig) -> dict:
     Loggers are closed whatever happens (a failed run is marked failed in W&B), so in a sweep
     the next run starts with fresh loggers.
     """
+    quiet_libraries()
     check_config(cfg)
     with open_dict(cfg):
         cfg.run_dir = str(own_run_folder(cfg.get("run_dir"), resuming=bool(cfg.get("resume"))))

@@ -60,9 +60,7 @@ def stratified_subset(data: ImageArrays, n_images: int, seed: int = 0) -> ImageA
     The mean border colour of the whole source is kept where the source has it (the paper fills
     rotation corners with the dataset's average border colour).
     """
-    if n_images >= len(data):
-        if n_images > len(data):
-            log.info(f"dataset.n_images={n_images}, but {data.name} has {len(data)} images: all are used")
+    if n_images >= len(data):  # nothing to take away (a preset's n_images on a smaller dataset): nothing to say
         return data
     index = stratified_rows(data.labels, n_images, seed)
     log.info(
