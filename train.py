@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> None:
             raise
         # The message says what is wrong and what to do: no traceback needed.
         print(f"medviz: error: {err}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(getattr(err, "exit_code", 1))
 
 
 if __name__ == "__main__":

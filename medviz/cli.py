@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         args.run_command(args)
     except MedvizError as err:
         print(f"medviz: error: {err}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(getattr(err, "exit_code", 1))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from medviz.bulk import paused_gc
-from medviz.errors import DataError
+from medviz.errors import DataError, MedvizError
 from medviz.store.appender import Appender, kind
 from medviz.store.index import Entry, StoreIndex
 from medviz.store.rows import RowFile
@@ -30,6 +30,19 @@ from medviz.store.source_item import SourceItem
 from medviz.store.workers import decoded_batches
 
 log = logging.getLogger("medviz")
+
+
+class IngestInterrupted(MedvizError, KeyboardInterrupt):
+    """Ctrl-C during an ingest: what the store kept and how to go on. Still a KeyboardInterrupt, so
+    whatever stops on Ctrl-C stops; entry points print its message instead of a traceback."""
+
+    exit_code = 130  # as a shell reports a process ended by SIGINT
+
+    def __init__(self, what: str, store_dir: Path, rows: int, committed: int, wanted: int) -> None:
+        super().__init__(
+            f"ingest of {what} stopped by Ctrl-C: the store keeps {rows} images ({committed} of the {wanted} new "
+            f"ones were committed before the stop); run the same command again to read the rest ({store_dir})"
+        )
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,11 @@ def ingest(
         removed = _remove(store_dir, index, index.entries() if stale else {}, stale)
         if stat_new is not None:
             fresh = [stat_new(item) for item in fresh]
-        added, unreadable = _add(store_dir, index, fresh, reader, what, workers or default_workers(), commit_every)
+        before = index.rows
+        try:
+            added, unreadable = _add(store_dir, index, fresh, reader, what, workers or default_workers(), commit_every)
+        except KeyboardInterrupt:
+            raise IngestInterrupted(what, store_dir, index.rows, index.rows - before, len(fresh)) from None
         kept = index.rows - added
         report = IngestReport(store_dir, added, removed, kept, unreadable, time.perf_counter() - start)
     for reports in _RECORDING:

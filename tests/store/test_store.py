@@ -48,10 +48,13 @@ def test_an_interrupted_ingest_resumes_and_ends_equal_to_an_uninterrupted_one(tm
     root = write_pngs(tmp_path / "imgs", 60)
     items = items_of(root)
     ingest(tmp_path / "whole", items, CountingReader(8), "imgs", workers=1, commit_every=8)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         ingest(tmp_path / "store", items, CountingReader(8, stop_at=30), "imgs", workers=1, commit_every=8)
     kept = open_store(tmp_path / "store")
     assert 0 < len(kept.keys) < 30  # what was committed before the stop, and nothing after it
+    assert str(stopped.value).startswith(
+        f"ingest of imgs stopped by Ctrl-C: the store keeps {len(kept.keys)} images ({len(kept.keys)} of the 60 new"
+    )
     # A killed ingest also leaves rows it wrote after its last commit: they must never be read.
     image_file = next((tmp_path / "store").glob("images-*.bin"))
     with open(image_file, "ab") as handle:
@@ -61,6 +64,26 @@ def test_an_interrupted_ingest_resumes_and_ends_equal_to_an_uninterrupted_one(tm
     report = ingest(tmp_path / "store", items, reader, "imgs", workers=1, commit_every=8)
     assert reader.calls == report.added == 60 - len(kept.keys) and report.kept == len(kept.keys)
     same_store(tmp_path / "store", tmp_path / "whole")
+
+
+def test_ctrl_c_in_medviz_ingest_says_what_was_kept_and_how_to_go_on(tmp_path, monkeypatch):
+    import medviz.data.sources.folder as folder_source
+
+    root = write_pngs(tmp_path / "imgs", 40)
+    monkeypatch.setenv("MEDVIZ_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def stops_at_the_25th(path, size):
+        calls.append(path)
+        if len(calls) == 25:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the middle of reading
+        return read_resized(path, size)
+
+    monkeypatch.setattr(folder_source, "read_resized", stops_at_the_25th)
+    done = medviz("ingest", "dataset=folder", f"dataset.path={root}", "dataset.ingest_workers=1")
+    assert done.returncode == 130 and "Traceback" not in done.stderr
+    assert f"medviz: error: ingest of {root} stopped by Ctrl-C: the store keeps " in done.stderr
+    assert "run the same command again to read the rest" in done.stderr
 
 
 def test_adding_removing_and_changing_files_reads_only_those(tmp_path):
