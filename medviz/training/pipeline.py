@@ -27,7 +27,7 @@ from medviz.runtime import loader_workers, peak_memory
 from medviz.training.build import build_loggers, build_trainer, snapshot_callback, warn_if_slow_on_cpu
 from medviz.training.config_checks import check_config
 from medviz.training.quiet import quiet_libraries
-from medviz.training.resume import prepare_resume, resume_folder
+from medviz.training.resume import check_same_data, prepare_resume, resume_folder
 from medviz.training.run_folder import first_process, holds_a_run
 from medviz.training.sweep import in_multirun
 from medviz.training.tracking import (
@@ -72,6 +72,7 @@ def train(cfg: DictConfig) -> dict:
     resumed = resume_folder(cfg.get("resume"), Path(cfg.run_dir), str(cfg.run_name), in_multirun())
     checkpoint = None
     if resumed is not None:  # continue in the earlier folder: every path below follows run_dir
+        check_same_data(resumed, OmegaConf.to_container(cfg.dataset, resolve=True))
         checkpoint = prepare_resume(resumed, method=str(cfg.method.name), backbone=str(cfg.backbone.name))
         with open_dict(cfg):
             cfg.run_dir = str(resumed)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import yaml
+
 from medviz.errors import ConfigError
 from medviz.runs.checkpoints import check_identity, newest_checkpoint
 from medviz.training.run_folder import folder_order, named_resume_folder
@@ -56,3 +58,45 @@ def prepare_resume(folder: Path, method: str, backbone: str) -> Path:
         log.info(f"earlier metrics kept in {kept}")
     log.info(f"resuming {folder} from {checkpoint.name}")
     return checkpoint
+
+
+#: Dataset settings that decide how fast images are read, not which: a resume may change them.
+_READING_SPEED_KEYS = frozenset({"ingest_workers", "ingest_check", "workers", "check"})
+
+
+def _flat(node: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    found: dict[str, object] = {}
+    for key, value in node.items():
+        if key in _READING_SPEED_KEYS or key == "ingest":  # the ingest node repeats the source's settings
+            continue
+        found.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return found
+
+
+def check_same_data(folder: Path, dataset: dict) -> None:
+    """Refuse to resume ``folder`` with other data than it trained on: another dataset, path, size,
+    subset, normalisation ... (``dataset``: this command's resolved ``dataset`` settings).
+
+    Compared with the folder's ``config.yaml`` (its identity); settings an older release did not
+    record are not compared, and neither are those that only change reading speed.
+    """
+    config = folder / "config.yaml"
+    if not config.is_file():
+        return  # restored from this command's settings, with a warning (medviz.training.pipeline)
+    try:
+        saved = (yaml.safe_load(config.read_text()) or {}).get("dataset")
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{config} cannot be read ({err}): resume cannot tell which data the run used") from err
+    if not isinstance(saved, dict):
+        return
+    there, here = _flat(saved), _flat(dataset)
+    differ = [key for key in there if key in here and there[key] != here[key]]
+    if differ:
+        said = "; ".join(f"dataset.{key} was {there[key]!r}, now {here[key]!r}" for key in differ[:4])
+        more = f" (and {len(differ) - 4} more)" if len(differ) > 4 else ""
+        raise ConfigError(
+            f"{folder} was trained on other data than this command's: {said}{more}. Resume it with its own "
+            "dataset settings (see its config.yaml), or start a new run without resume"
+        )

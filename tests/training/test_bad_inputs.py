@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from omegaconf import open_dict
 
 from medviz.errors import ConfigError, DataError
 from medviz.training.callbacks import NonFiniteLossError
@@ -108,6 +109,26 @@ def test_resuming_with_another_method_is_refused(tsimcne_run, tmp_path):
     with pytest.raises(ConfigError, match="trained with method=tsimcne, this run has method=simclr"):
         train(cfg)
     assert (tsimcne_run / "logs" / "metrics.csv").is_file()  # refused before touching the folder
+
+
+def test_resuming_a_run_of_other_data_is_refused_and_its_outputs_are_kept(tmp_path, monkeypatch):
+    """Every folder dataset's run had the same name, and resume compared only method and backbone:
+    a finished run of one folder was resumed with another and its map overwritten."""
+    monkeypatch.setenv("MEDVIZ_CACHE", str(tmp_path / "cache"))
+    first, second = (write_image_folder(tmp_path / name, per_class=20) for name in ("first", "second"))
+    folder = [*SHORT, "dataset=folder", "dataset.size=28"]
+    folder = [o for o in folder if not o.startswith("dataset.source.n_images")]
+    run = tmp_path / "run"
+    train(compose_config([*folder, f"dataset.path={first}"], run_dir=run))
+    before = {name: (run / name).read_bytes() for name in ("embedding.npz", "metrics.json", "map.png")}
+    cfg = compose_config([*folder, f"dataset.path={second}", f"resume={run}"], run_dir=tmp_path / "new")
+    with pytest.raises(ConfigError, match=rf"was trained on other data .*dataset.path was '{first}', now '{second}'"):
+        train(cfg)
+    assert {name: (run / name).read_bytes() for name in before} == before
+    same = compose_config([*folder, f"dataset.path={first}", "dataset.ingest_workers=1", f"resume={run}"])
+    with open_dict(same):
+        same.run_dir = str(tmp_path / "again")
+    train(same)  # the same data, read with other speed settings: resumed
 
 
 def test_corrupt_checkpoints_only(tsimcne_run, tmp_path):
