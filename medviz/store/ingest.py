@@ -106,7 +106,27 @@ def ingest(
     """
     start = time.perf_counter()
     store_dir.mkdir(parents=True, exist_ok=True)
-    with _Lock(store_dir), StoreIndex(store_dir / "index.sqlite") as index:
+    with _Lock(store_dir):
+        if not (store_dir / "index.sqlite").is_file():
+            # A new index numbers generations from 1 again: nothing of an earlier index's content may stay.
+            remove_leftovers(store_dir, current_file=None, generation=None)
+        report = _ingest_locked(store_dir, items, reader, what, workers, commit_every, stat_new, start)
+    for reports in _RECORDING:
+        reports.append(report)
+    return report
+
+
+def _ingest_locked(
+    store_dir: Path,
+    items: Sequence[SourceItem],
+    reader: Callable,
+    what: str,
+    workers: int | None,
+    commit_every: int,
+    stat_new: Callable[[SourceItem], SourceItem] | None,
+    start: float,
+) -> IngestReport:
+    with StoreIndex(store_dir / "index.sqlite") as index:
         with paused_gc():
             stale, new_keys = _compare(index, items, by_name=stat_new is not None)
             fresh = [item for item in items if item.key in new_keys] if new_keys else []
@@ -119,10 +139,25 @@ def ingest(
         except KeyboardInterrupt:
             raise IngestInterrupted(what, store_dir, index.rows, index.rows - before, len(fresh)) from None
         kept = index.rows - added
-        report = IngestReport(store_dir, added, removed, kept, unreadable, time.perf_counter() - start)
-    for reports in _RECORDING:
-        reports.append(report)
-    return report
+        remove_leftovers(store_dir, current_file=index.meta("file"), generation=index.generation)
+        return IngestReport(store_dir, added, removed, kept, unreadable, time.perf_counter() - start)
+
+
+def remove_leftovers(store_dir: Path, current_file: str | None, generation: int | None) -> None:
+    """Remove row files the index does not point to and statistics kept for other generations than
+    ``generation`` (all of both when None): statistics never outlive the content they describe."""
+    removed = []
+    for path in store_dir.glob("images-*.bin"):
+        if path.name != current_file:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    for path in store_dir.glob("generation-*.json"):
+        number = path.name.removeprefix("generation-").split(".", 1)[0]
+        if generation is None or number != str(generation):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    if removed:
+        log.info(f"store {store_dir}: removed {len(removed)} file(s) of content it no longer holds ({removed[0]}, ...)")
 
 
 _RECORDING: list[list[IngestReport]] = []
