@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from medviz.errors import DataError
+
 
 class RowFile:
     """Append-only rows of one shape and dtype, read back as a memory map.
@@ -30,12 +32,26 @@ class RowFile:
         self.dtype = np.dtype(dtype)
         self.row_bytes = int(np.prod(self.shape)) * self.dtype.itemsize
 
+    def check_holds(self, rows: int) -> int:
+        """The bytes of ``rows`` rows; a file shorter than that (cut short, replaced, lost) is damage,
+        refused with the fix -- never padded, since zeros would pass for committed images."""
+        needed = rows * self.row_bytes
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < needed:
+            raise DataError(
+                f"the store {self.path.parent} is damaged: {self.path.name} holds {size // self.row_bytes} of the "
+                f"{rows} rows its index has committed; delete the folder {self.path.parent} and the next run "
+                "(or medviz ingest) builds it again"
+            )
+        return needed
+
     def open_for_append(self, committed: int):
         """A binary handle positioned after the ``committed`` rows; anything after them is cut off."""
         # The caller owns the handle (it stays open for the whole ingest).
         # A large buffer: images arrive one by one (a few kB each) and leave in MB-sized writes.
+        needed = self.check_holds(committed)
         handle = open(self.path, "r+b" if self.path.exists() else "w+b", buffering=4 * 2**20)  # noqa: SIM115
-        handle.truncate(committed * self.row_bytes)
+        handle.truncate(needed)  # rows written after the last commit: never committed, never read
         handle.seek(committed * self.row_bytes)
         return handle
 
@@ -54,6 +70,7 @@ class RowFile:
         """The first ``rows`` rows as a read-only memory map (N, H, W, C); an empty array for none."""
         if rows == 0:
             return np.empty((0, *self.shape), self.dtype)
+        self.check_holds(rows)
         return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(rows, *self.shape))
 
     def compacted(self, rows: int, keep: np.ndarray, target: Path, chunk: int = 4096) -> RowFile:

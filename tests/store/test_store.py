@@ -258,6 +258,21 @@ def test_statistics_never_outlive_their_content_when_the_index_is_deleted(tmp_pa
     assert len(list(store.glob("images-*.bin"))) == 1  # no orphaned row file either
 
 
+def test_a_row_file_cut_short_is_refused_as_damage_and_never_padded(tmp_path):
+    """A row file shorter than its index, then one new image and an ingest, was padded with zeros
+    that passed for committed images."""
+    root = write_pngs(tmp_path / "imgs", 6)
+    cache = str(tmp_path / "cache")
+    assert len(load_folder(str(root), size=8, cache_dir=cache)) == 6
+    rows_file = next((tmp_path / "cache").rglob("images-*.bin"))
+    rows_file.write_bytes(rows_file.read_bytes()[: 3 * 8 * 8 * 3])  # three of the six rows survive
+    Image.fromarray(rng_images(1, 8, seed=99)[0]).save(root / "a" / "new.png")
+    for _ in range(2):  # refused on every open, and nothing was written in between
+        with pytest.raises(DataError, match=r"is damaged: images-\d+\.bin holds 3 of the 6 rows .* delete the folder"):
+            load_folder(str(root), size=8, cache_dir=cache)
+    assert rows_file.stat().st_size == 3 * 8 * 8 * 3
+
+
 def test_a_folder_loads_in_file_order_with_labels_and_a_generation_for_its_statistics(tmp_path):
     root = write_pngs(tmp_path / "imgs", 10)
     data = load_folder(str(root), size=8)
