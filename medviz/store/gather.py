@@ -13,6 +13,7 @@ from __future__ import annotations
 import mmap
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -43,8 +44,7 @@ def gather(images: np.ndarray, indices: np.ndarray) -> np.ndarray:
     row_bytes = _row_bytes(images)
     # Runs of consecutive rows: one read each.
     breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
-    with open(images.filename, "rb") as handle:
-        fd = handle.fileno()
+    with _descriptor(images) as fd:
         for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(ordered)], strict=True):
             _read_exactly(fd, sorted_rows[start:stop], images.offset + int(ordered[start]) * row_bytes)
     out[order] = sorted_rows
@@ -58,11 +58,23 @@ def blocks(images: np.ndarray, rows: int = 8192) -> Iterator[np.ndarray]:
             yield images[start : start + rows]
         return
     row_bytes = _row_bytes(images)
-    with open(images.filename, "rb") as handle:
+    with _descriptor(images) as fd:
         for start in range(0, len(images), rows):
             block = np.empty((min(rows, len(images) - start), *images.shape[1:]), images.dtype)
-            _read_exactly(handle.fileno(), block, images.offset + start * row_bytes)
+            _read_exactly(fd, block, images.offset + start * row_bytes)
             yield block
+
+
+@contextmanager
+def _descriptor(images: np.ndarray) -> Iterator[int]:
+    """A descriptor of the memory map's file: the one opened with it (a store's rows, which then
+    stay readable after the file is replaced by name), else the file opened by name for this read."""
+    kept = getattr(images, "medviz_fd", None)
+    if kept is not None:
+        yield kept
+        return
+    with open(images.filename, "rb") as handle:
+        yield handle.fileno()
 
 
 def _read_exactly(fd: int, target: np.ndarray, offset: int) -> None:

@@ -10,6 +10,7 @@ writing.
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,14 @@ class RowFile:
         if rows == 0:
             return np.empty((0, *self.shape), self.dtype)
         self.check_holds(rows)
-        return np.memmap(self.path, dtype=self.dtype, mode="r", shape=(rows, *self.shape))
+        images = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(rows, *self.shape))
+        # Rows are read by offset through this descriptor (medviz.store.gather), opened now: a run keeps
+        # reading the content it started with even when an ingest of the same folder compacts the
+        # store and removes this file by name meanwhile.
+        fd = os.open(self.path, os.O_RDONLY)
+        weakref.finalize(images, os.close, fd)
+        images.medviz_fd = fd  # type: ignore[attr-defined]
+        return images
 
     def compacted(self, rows: int, keep: np.ndarray, target: Path, chunk: int = 4096) -> RowFile:
         """A new file at ``target`` holding only the rows ``keep`` (ascending) of the first ``rows``, in order.

@@ -273,6 +273,28 @@ def test_a_row_file_cut_short_is_refused_as_damage_and_never_padded(tmp_path):
     assert rows_file.stat().st_size == 3 * 8 * 8 * 3
 
 
+def test_a_reader_keeps_its_generation_while_an_ingest_compacts_the_store(tmp_path):
+    """A training streaming from the store died with FileNotFoundError when an ingest of the same
+    folder removed a file, compacted the store and deleted the row file it was reading by name."""
+    from medviz.data.datamodule import MemmapImages
+    from medviz.store.gather import blocks, gather
+
+    root = write_pngs(tmp_path / "imgs", 6)
+    cache = str(tmp_path / "cache")
+    load_folder(str(root), size=8, cache_dir=cache)
+    store = next((tmp_path / "cache").rglob("index.sqlite")).parent
+    reading = open_store(store).images  # what a streaming run holds
+    before = gather(reading, np.arange(len(reading)))
+    first_file = Path(reading.filename)
+    sorted(root.rglob("*.png"))[0].unlink()
+    assert len(load_folder(str(root), size=8, cache_dir=cache)) == len(reading) - 1  # compacted meanwhile
+    assert not first_file.exists()
+    np.testing.assert_array_equal(gather(reading, np.arange(len(reading))[::-1]), before[::-1])
+    np.testing.assert_array_equal(np.concatenate(list(blocks(reading, 4))), before)
+    images, _ = MemmapImages(reading).__getitems__([2, 0])
+    np.testing.assert_array_equal(images.numpy().transpose(0, 2, 3, 1), before[[2, 0]])
+
+
 def test_a_folder_loads_in_file_order_with_labels_and_a_generation_for_its_statistics(tmp_path):
     root = write_pngs(tmp_path / "imgs", 10)
     data = load_folder(str(root), size=8)
