@@ -12,14 +12,18 @@ from medviz.data.image_arrays import ImageArrays
 
 def save_embedding(run_dir: Path, coords: np.ndarray, data: ImageArrays, indices: np.ndarray) -> Path:
     """``embedding.npz``: ``embedding`` float32 (N, 2), ``labels`` int64 (N,), ``index`` int64 (N,),
-    ``class_names`` (C,) -- rows in dataset order, so ``index[i] == i``."""
+    ``class_names`` (C,) -- rows in dataset order, so ``index[i] == i`` -- and, for data read from
+    files, ``files`` (N,): which image each point is, so the map tools match points to images by
+    identity, not by position (a store's row order follows its history)."""
     path = run_dir / "embedding.npz"
+    identity = {} if data.files is None else {"files": np.array([str(f) for f in data.files])}
     np.savez(
         path,
         embedding=coords.astype(np.float32),
         labels=data.labels,
         index=indices.astype(np.int64),
         class_names=np.array(data.class_names),
+        **identity,
     )
     return path
 

@@ -16,7 +16,7 @@ from medviz.data.image_arrays import ImageArrays, ImageStats
 from medviz.data.prepare.channels import configure_channels
 from medviz.data.prepare.memory import in_memory_if_it_fits, ram_budget
 from medviz.data.prepare.qc_inject import inject
-from medviz.data.prepare.subset import stratified_subset
+from medviz.data.prepare.subset import select_rows, stratified_subset
 from medviz.errors import ConfigError, MedvizError
 from medviz.instantiate import build
 from medviz.methods.base import ContrastiveMethod
@@ -127,6 +127,38 @@ def open_finished_run(run_dir: Path) -> tuple[dict[str, np.ndarray], ImageArrays
     with np.load(run_dir / "embedding.npz") as saved:
         arrays = {key: saved[key] for key in saved.files}
     data, injected = build_run_data(cfg)
+    if "files" in arrays and data.files is not None:
+        rows = _rows_of(arrays["files"], [str(f) for f in data.files], run_dir)
+        if rows is not None:
+            log.info(f"{run_dir}: the dataset's order changed since the run; images matched to points by file")
+            data = select_rows(data, rows)
+            injected = None if injected is None else injected[rows]
     if len(data) != len(arrays["embedding"]):
         raise ConfigError(f"the dataset now has {len(data)} images but the map has {len(arrays['embedding'])}")
     return arrays, data, injected
+
+
+def _rows_of(recorded: np.ndarray, current: list[str], run_dir: Path) -> np.ndarray | None:
+    """Where each of the map's images (``recorded``, (N,) in point order) is in the rebuilt dataset
+    (``current``); None when they are in the same order. Refused, saying what changed, when some
+    are gone (renamed or removed since the run)."""
+    recorded_list = [str(f) for f in recorded]
+    if recorded_list == current:
+        return None
+    where: dict[str, list[int]] = {}
+    for row, name in enumerate(current):
+        where.setdefault(name, []).append(row)  # a planted duplicate names its source's file again
+    rows, missing = [], []
+    for name in recorded_list:
+        found = where.get(name)
+        if found:
+            rows.append(found.pop(0))
+        else:
+            missing.append(name)
+    if missing:
+        raise ConfigError(
+            f"{len(missing)} of the {len(recorded_list)} images of the map in {run_dir} are no longer in the "
+            f"dataset (renamed or removed since the run; e.g. {missing[0]}): the map tools show only the images "
+            "the run trained on -- restore them, or train again on the data as it is"
+        )
+    return np.asarray(rows, dtype=np.int64)

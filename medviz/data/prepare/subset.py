@@ -66,10 +66,15 @@ def stratified_subset(data: ImageArrays, n_images: int, seed: int = 0) -> ImageA
     log.info(
         f"dataset.n_images={n_images}: a class-stratified subset of {data.name}'s {len(data)} images (seed {seed})"
     )
+    return select_rows(data, index)
+
+
+def select_rows(data: ImageArrays, rows: np.ndarray) -> ImageArrays:
+    """``data``'s images ``rows`` (int (n,)) in that order, with their labels, splits and files."""
     return replace(
         data,
-        images=gather(data.images, index),  # read by offset when the images stream from a store
-        labels=data.labels[index],
-        split=None if data.split is None else data.split[index],
-        files=None if data.files is None else [data.files[i] for i in index],
+        images=gather(data.images, rows),  # read by offset when the images stream from a store
+        labels=data.labels[rows],
+        split=None if data.split is None else data.split[rows],
+        files=None if data.files is None else [data.files[i] for i in rows],
     )
