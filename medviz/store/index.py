@@ -21,6 +21,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
+from medviz.errors import DataError
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     key TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, row INTEGER NOT NULL, count INTEGER NOT NULL DEFAULT 1
@@ -44,11 +46,23 @@ class Entry(NamedTuple):  # a tuple: a store lists hundreds of thousands
 class StoreIndex:
     """The SQLite index of one store; use as a context manager to close it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit (BEGIN ... COMMIT)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
+        try:
+            if read_only:
+                self.db = _connect_read_only(path)
+                self.db.execute("SELECT count(*) FROM items").fetchone()
+                return
+            self.db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit (BEGIN ... COMMIT)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as err:  # not a database, truncated, or of another program
+            if isinstance(err, sqlite3.OperationalError) and "readonly" in str(err):
+                raise
+            raise DataError(
+                f"the store index {path} is damaged ({err}): delete the folder {path.parent} and the next run "
+                "(or medviz ingest) builds it again"
+            ) from err
 
     def __enter__(self) -> StoreIndex:
         return self
@@ -123,3 +137,15 @@ class StoreIndex:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection: one that sees an ingest's commits where the folder is writable, else
+    (a read-only file system or a shared cache without write permission, where nobody can be writing)
+    the file as it stands."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        db.execute("SELECT count(*) FROM meta").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True, isolation_level=None)

@@ -10,6 +10,7 @@ the last commit are never read. One ingest at a time per store (a file lock); a 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -84,6 +85,30 @@ class _Lock:
         os.close(self.fd)  # closing releases the lock
 
 
+def _read_only_check(
+    store_dir: Path, items: Sequence[SourceItem], what: str, by_name: bool, err: OSError, start: float
+) -> IngestReport:
+    """A store that cannot be written (a read-only file system, a shared cache): used as it is when it
+    holds exactly ``items``; otherwise refused with what changed and where to build it instead."""
+    if not (store_dir / "index.sqlite").is_file():
+        raise DataError(
+            f"cannot build the store of {what} in {store_dir} ({err.strerror}): set MEDVIZ_CACHE to a folder "
+            "you can write (or free space there), and the next run builds it there"
+        )
+    with StoreIndex(store_dir / "index.sqlite", read_only=True) as index:
+        stale, new_keys = _compare(index, items, by_name=by_name)
+        rows = index.rows
+    if stale or new_keys:
+        example = sorted(new_keys or stale)[0]
+        raise DataError(
+            f"the store {store_dir} cannot be written ({err.strerror}), and {len(new_keys)} images of {what} are "
+            f"new or changed and {len(stale)} gone since it was built (e.g. {example}): set MEDVIZ_CACHE to a "
+            "folder you can write, or update the store with medviz ingest where it is writable"
+        )
+    log.info(f"store {store_dir} is read-only and up to date: used as it is")
+    return IngestReport(store_dir, 0, 0, rows, 0, time.perf_counter() - start)
+
+
 def ingest(
     store_dir: Path,
     items: Sequence[SourceItem],
@@ -105,12 +130,24 @@ def ingest(
             this function before it is read.
     """
     start = time.perf_counter()
-    store_dir.mkdir(parents=True, exist_ok=True)
-    with _Lock(store_dir):
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        lock = _Lock(store_dir)
+        lock.__enter__()
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        report = _read_only_check(store_dir, items, what, stat_new is not None, err, start)
+        for reports in _RECORDING:
+            reports.append(report)
+        return report
+    try:  # the lock is held (entered above, where a read-only store shows itself)
         if not (store_dir / "index.sqlite").is_file():
             # A new index numbers generations from 1 again: nothing of an earlier index's content may stay.
             remove_leftovers(store_dir, current_file=None, generation=None)
         report = _ingest_locked(store_dir, items, reader, what, workers, commit_every, stat_new, start)
+    finally:
+        lock.__exit__()
     for reports in _RECORDING:
         reports.append(report)
     return report
@@ -138,6 +175,13 @@ def _ingest_locked(
             added, unreadable = _add(store_dir, index, fresh, reader, what, workers or default_workers(), commit_every)
         except KeyboardInterrupt:
             raise IngestInterrupted(what, store_dir, index.rows, index.rows - before, len(fresh)) from None
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise DataError(
+                f"no space left for the store of {what} in {store_dir} ({err.strerror}): {index.rows} images are "
+                "kept; free space, or set MEDVIZ_CACHE to a folder on another disk, and run again to read the rest"
+            ) from err
         kept = index.rows - added
         remove_leftovers(store_dir, current_file=index.meta("file"), generation=index.generation)
         return IngestReport(store_dir, added, removed, kept, unreadable, time.perf_counter() - start)

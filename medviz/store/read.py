@@ -41,7 +41,7 @@ def open_store(store_dir: Path) -> StoredImages:
     """The committed content of the store at ``store_dir``."""
     if not (store_dir / "index.sqlite").is_file():
         raise DataError(f"{store_dir} is not a medviz store (no index.sqlite); build it with medviz ingest")
-    with StoreIndex(store_dir / "index.sqlite") as index:
+    with StoreIndex(store_dir / "index.sqlite", read_only=True) as index:
         rows = index.rows
         with paused_gc():
             items = index.readable_in_row_order()

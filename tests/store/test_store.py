@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
+import subprocess
 from functools import partial
 from pathlib import Path
 
@@ -293,6 +296,67 @@ def test_a_reader_keeps_its_generation_while_an_ingest_compacts_the_store(tmp_pa
     np.testing.assert_array_equal(np.concatenate(list(blocks(reading, 4))), before)
     images, _ = MemmapImages(reading).__getitems__([2, 0])
     np.testing.assert_array_equal(images.numpy().transpose(0, 2, 3, 1), before[[2, 0]])
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """``folder`` made read-only for real: a read-only bind mount for root (whom permissions do not
+    stop), write permission taken away for anyone else."""
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(folder)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["umount", str(folder)], check=True)
+    else:
+        modes = {path: path.stat().st_mode for path in [folder, *folder.rglob("*")]}
+        for path in modes:
+            path.chmod(modes[path] & ~0o222)
+        try:
+            yield
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)
+
+
+def test_a_complete_store_on_a_read_only_file_system_is_used_and_a_stale_one_is_said(tmp_path, caplog):
+    root = write_pngs(tmp_path / "imgs", 6)
+    cache = tmp_path / "cache"
+    built = load_folder(str(root), size=8, cache_dir=str(cache))
+    with read_only(cache):
+        with caplog.at_level(logging.INFO, logger="medviz"):
+            shared = load_folder(str(root), size=8, cache_dir=str(cache))
+        np.testing.assert_array_equal(np.asarray(shared.images), np.asarray(built.images))
+        assert "is read-only and up to date: used as it is" in caplog.text
+        del shared  # its memory map holds the mount
+        gc.collect()
+        Image.fromarray(rng_images(1, 8, seed=7)[0]).save(root / "a" / "late.png")
+        with pytest.raises(DataError, match=r"cannot be written .* 1 images of .* are new or changed .*MEDVIZ_CACHE"):
+            load_folder(str(root), size=8, cache_dir=str(cache))
+    other = write_pngs(tmp_path / "other", 4)
+    with read_only(cache), pytest.raises(DataError, match=r"cannot build the store of .* set MEDVIZ_CACHE"):
+        load_folder(str(other), size=8, cache_dir=str(cache))
+
+
+def test_a_damaged_index_and_a_full_disk_say_where_and_what_to_do(tmp_path, monkeypatch):
+    import errno
+
+    from medviz.store.rows import RowFile
+
+    root = write_pngs(tmp_path / "imgs", 6)
+    cache = tmp_path / "cache"
+    load_folder(str(root), size=8, cache_dir=str(cache))
+    index = next(cache.rglob("index.sqlite"))
+    index.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DataError, match=rf"the store index {index} is damaged .* delete the folder {index.parent}"):
+        load_folder(str(root), size=8, cache_dir=str(cache))
+
+    def disk_full(handle, images):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(RowFile, "append", staticmethod(disk_full))
+    with pytest.raises(DataError, match=r"no space left for the store of .* free space, or set MEDVIZ_CACHE"):
+        load_folder(str(write_pngs(tmp_path / "more", 4)), size=8, cache_dir=str(cache))
 
 
 def test_a_folder_loads_in_file_order_with_labels_and_a_generation_for_its_statistics(tmp_path):
