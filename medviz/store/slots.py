@@ -49,7 +49,10 @@ class SlotFile:
     def __init__(self, count: int, batch: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
         self.shape, self.dtype = (batch, *shape), np.dtype(dtype)
         size = count * int(np.prod(self.shape)) * self.dtype.itemsize
-        handle, path = tempfile.mkstemp(prefix="medviz-slots-", suffix=".bin", dir=slot_folder(size))
+        folder = slot_folder(size)
+        remove_dead_slot_files(folder)
+        # The owner's pid in the name: a later ingest removes the file of one that was killed.
+        handle, path = tempfile.mkstemp(prefix=f"medviz-slots-{os.getpid()}-", suffix=".bin", dir=folder)
         os.close(handle)
         self.path = Path(path)
         os.truncate(self.path, size)
@@ -70,6 +73,28 @@ class SlotFile:
     def images(self, slot: Slot, count: int) -> np.ndarray:
         """The first ``count`` images a worker wrote into ``slot`` (a view: write them before giving it back)."""
         return self.slots[slot.index][:count]
+
+
+def remove_dead_slot_files(folder: str | None) -> int:
+    """Remove slot files whose owning process no longer runs (an ingest killed by SIGKILL or SIGTERM
+    never removed its own); returns how many."""
+    removed = 0
+    for path in Path(folder or tempfile.gettempdir()).glob("medviz-slots-*-*.bin"):
+        owner = path.name.removeprefix("medviz-slots-").split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def slot_folder(size: int, shared: str = "/dev/shm") -> str | None:

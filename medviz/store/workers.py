@@ -9,9 +9,14 @@ it and the parent stops them.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -108,12 +113,33 @@ class _Relay(logging.Handler):
         logging.getLogger(record.name).handle(record)
 
 
-def _start_worker(queue) -> None:
+def _start_worker(queue, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent(parent)
     logger = logging.getLogger("medviz")
     logger.handlers = [QueueHandler(queue)]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when the ingest that started it (``parent``, its pid) dies -- SIGKILL, a
+    scheduler's SIGTERM: the kernel sends it SIGKILL (Linux), and a watchdog thread checks elsewhere.
+    ``parent`` is passed in, not read here: the ingest may have died while this worker was starting."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the watchdog alone
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="medviz-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the death signal was asked for
+        os._exit(1)
 
 
 def _first_kind(
@@ -159,7 +185,7 @@ def decoded_batches(
     queue = context.Queue()
     listener = QueueListener(queue, _Relay())
     listener.start()
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(queue,))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(queue, os.getpid()))
     slots = SlotFile(in_flight, batch, *kind) if kind is not None else None
     try:
 

@@ -359,6 +359,58 @@ def test_a_damaged_index_and_a_full_disk_say_where_and_what_to_do(tmp_path, monk
         load_folder(str(write_pngs(tmp_path / "more", 4)), size=8, cache_dir=str(cache))
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "status").read_text().split("State:\t", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state not in "ZX"  # a zombie has ended; only its exit status waits to be read
+
+
+def test_a_killed_ingest_leaves_no_worker_running_and_its_slot_file_is_removed_by_the_next(tmp_path):
+    import signal
+    import sys
+    import time
+
+    from medviz.store.slots import remove_dead_slot_files, slot_folder
+    from tests.helpers.config import REPO
+
+    root = write_pngs(tmp_path / "imgs", 80)
+    ingest_process = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.slow_ingest", str(root), str(tmp_path / "store")], cwd=REPO
+    )
+    folder = Path(slot_folder(1) or "/tmp")
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while time.monotonic() < deadline and not (workers and list(folder.glob(f"medviz-slots-{ingest_process.pid}-*"))):
+        workers = [p for p in _children(ingest_process.pid) if _running(p)]
+        time.sleep(0.2)
+    slot_files = list(folder.glob(f"medviz-slots-{ingest_process.pid}-*"))
+    assert workers and slot_files, "the ingest never started its workers"
+    ingest_process.send_signal(signal.SIGKILL)
+    ingest_process.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_running(p) for p in workers):
+        time.sleep(0.2)
+    left = [(p, (Path("/proc") / str(p) / "cmdline").read_bytes()[:200]) for p in workers if _running(p)]
+    assert not left, f"processes of the ingest outlived it: {left}"
+    assert all(p.exists() for p in slot_files)  # a killed process removes nothing itself ...
+    assert remove_dead_slot_files(str(folder)) >= len(slot_files)  # ... the next ingest does
+    assert not any(p.exists() for p in slot_files)
+
+
 def test_a_folder_loads_in_file_order_with_labels_and_a_generation_for_its_statistics(tmp_path):
     root = write_pngs(tmp_path / "imgs", 10)
     data = load_folder(str(root), size=8)
