@@ -76,6 +76,22 @@ def _finished_run(run_dir: Path):
     return open_finished_run(run_dir)
 
 
+def _named_channels(data, names: str | None):
+    """``data`` with the channel names given on the command line (``--channel-names DNA,Mito,...``):
+    a finished run relabelled without training again."""
+    if names is None:
+        return data
+    from dataclasses import replace
+
+    given = tuple(n.strip() for n in names.split(","))
+    if len(given) != data.channels or not all(given):
+        raise ConfigError(
+            f"--channel-names gives {len(given)} names ({names!r}), but the run's images have {data.channels} "
+            f"channel(s): give one non-empty name per channel, comma-separated"
+        )
+    return replace(data, channel_names=given)
+
+
 def _titled(name: str, legend: str) -> str:
     return f"{name} ({legend})" if legend else name
 
@@ -116,6 +132,7 @@ def _figures(args: argparse.Namespace) -> None:
     from medviz.maps.figures import all_figures
 
     saved, data, _ = _finished_run(args.run)
+    data = _named_channels(data, args.channel_names)
     out = args.out or args.run / "figures"
     _say_if_replacing(out)
     paths = all_figures(
@@ -134,6 +151,7 @@ def _explore(args: argparse.Namespace) -> None:
     from medviz.maps.explorer import ChannelView, write_explorer
 
     saved, data, _ = _finished_run(args.run)
+    data = _named_channels(data, args.channel_names)
     channels = None
     if data.channel_legend():  # multi-channel images: the explorer composites them, channel by channel
         names = data.channel_names or tuple(f"channel {c}" for c in range(data.channels))
@@ -163,10 +181,12 @@ def parser() -> argparse.ArgumentParser:
     figures = commands.add_parser("figures", help="the map, the map with thumbnails and a 10x10 image grid (PNG+PDF)")
     figures.add_argument("--run", type=Path, required=True, help="a finished run folder")
     figures.add_argument("--out", type=Path, help="where to write them (default <run>/figures)")
+    figures.add_argument("--channel-names", help="one name per channel, comma-separated (default: the data's)")
     figures.set_defaults(run_command=_figures)
     explore = commands.add_parser("explore", help="one self-contained HTML explorer of the map")
     explore.add_argument("--run", type=Path, required=True, help="a finished run folder")
     explore.add_argument("--out", type=Path, help="the HTML file (default <run>/explorer.html)")
+    explore.add_argument("--channel-names", help="one name per channel, comma-separated (default: the data's)")
     explore.add_argument("--max-thumbnails", type=int, default=5000, help="points that carry a thumbnail")
     explore.set_defaults(run_command=_explore)
     qc = commands.add_parser("qc", help="flag tight clusters and isolated islands of a map, with thumbnails")

@@ -18,7 +18,13 @@ from medviz.maps.embed import embed_into_run
 from medviz.training.pipeline import train
 from tests.helpers.commands import medviz
 from tests.helpers.config import compose_config
-from tests.helpers.fluorescence_formats import CHANNEL_PATTERNS, LAYOUTS, cell_images, write_fluorescence
+from tests.helpers.fluorescence_formats import (
+    CHANNEL_PATTERNS,
+    LAYOUTS,
+    OME_CHANNEL_NAMES,
+    cell_images,
+    write_fluorescence,
+)
 
 TINY_FLUORESCENCE = [
     "backbone=tinycnn",
@@ -179,8 +185,24 @@ def test_embed_with_another_channel_count_is_a_clear_error(tmp_path):
     for command in ("figures", "qc", "explore"):
         result = medviz(command, "--run", str(run_dir))
         assert result.returncode == 0, result.stderr
-    assert "channel 0: blue" in (run_dir / "explorer.html").read_text()
+    assert "channel 0: blue" in (run_dir / "explorer.html").read_text()  # channels_first TIFFs name none
+    relabelled = medviz("explore", "--run", str(run_dir), "--channel-names", "DNA, ER,RNA,AGP,Mito")
+    assert relabelled.returncode == 0, relabelled.stderr
+    assert "DNA: blue" in (run_dir / "explorer.html").read_text()  # a finished run relabelled
+    wrong = medviz("figures", "--run", str(run_dir), "--channel-names", "DNA,ER")
+    assert wrong.returncode == 1 and "--channel-names gives 2 names" in wrong.stderr and "5 channel(s)" in wrong.stderr
     assert json.loads((run_dir / "metrics.json").read_text())["intensity"]["percentiles"] == [0.1, 99.9]
+
+
+def test_channel_names_come_from_ome_metadata_and_channel_file_patterns(tmp_path):
+    path, _ = write_fluorescence(tmp_path / "ome", "ome")
+    assert load("ome", path).channel_names == OME_CHANNEL_NAMES  # "RNA & <AGP>" unescaped, as text
+    path, _ = write_fluorescence(tmp_path / "split", "channel_files")
+    assert load("channel_files", path).channel_names == ("w1", "w2", "w3", "w4", "w5")
+    path, _ = write_fluorescence(tmp_path / "plain", "channels_first")
+    assert load("channels_first", path).channel_names is None  # the legend says "channel 0 ..."
+    named = configure_channels(load("ome", write_fluorescence(tmp_path / "o2", "ome")[0]), channel_names=list("abcde"))
+    assert named.channel_names == tuple("abcde")  # dataset.channel_names still decides
 
 
 def test_dataset_percentiles_are_computed_once_and_kept_with_the_cache(tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ import tifffile
 
 LAYOUTS = ("channels_first", "channels_last", "multipage", "ome", "channel_files", "npz")
 CHANNELS = 5
+#: The names an OME-TIFF's metadata gives its channels (a Cell Painting set, with one name to escape).
+OME_CHANNEL_NAMES = ("DNA", "ER", "RNA & <AGP>", "AGP", "Mito")
 
 
 def cell_images(n: int, size: int = 16, channels: int = CHANNELS, seed: int = 0) -> np.ndarray:
@@ -52,7 +54,8 @@ def write_fluorescence(root: Path, layout: str, per_class: int = 8, classes=("ct
                     for plane in image:
                         tif.write(plane, contiguous=False)
             elif layout == "ome":
-                tifffile.imwrite(f"{stem}.ome.tif", image, ome=True, metadata={"axes": "CYX"})
+                metadata = {"axes": "CYX", "Channel": {"Name": list(OME_CHANNEL_NAMES)}}
+                tifffile.imwrite(f"{stem}.ome.tif", image, ome=True, metadata=metadata)
             elif layout == "channel_files":
                 for channel, plane in enumerate(image):
                     tifffile.imwrite(folder / f"cell{i:03d}_w{channel + 1}.tif", plane)

@@ -15,7 +15,9 @@ one plane would silently drop the rest. An alpha channel (RGBA) is dropped with 
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +103,24 @@ def read_tiff(path: Path) -> np.ndarray:
         log.info(f"{path}: its alpha channel was dropped (transparency is not part of the image)")
         image = image[..., :-1]
     return image
+
+
+# <Channel ID="Channel:0:0" Name="DNA" ...> (any namespace prefix): read as text, never parsed as XML,
+# so no entity in a user's file is ever expanded.
+_OME_CHANNEL = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?Channel\b[^>]*?\bName=\"([^\"]*)\"")
+
+
+def ome_channel_names(path: Path) -> tuple[str, ...] | None:
+    """The channel names an OME-TIFF's metadata gives, in channel order; None when it gives none
+    (not OME, unreadable, or some channel unnamed)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            metadata = tif.ome_metadata if tif.is_ome else None
+    except (OSError, tifffile.TiffFileError, ValueError, IndexError):
+        return None
+    if not metadata:
+        return None
+    names = tuple(html.unescape(name).strip() for name in _OME_CHANNEL.findall(metadata))
+    return names if names and all(names) else None

@@ -24,7 +24,8 @@ from medviz.bulk import paused_gc
 from medviz.data.image_arrays import ImageArrays
 from medviz.data.readers.channel_files import group_channel_files
 from medviz.data.readers.file_walk import UNKNOWN, Run, files_below
-from medviz.data.readers.images import IMAGE_SUFFIXES, read_resized
+from medviz.data.readers.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, read_resized
+from medviz.data.readers.tiff import ome_channel_names
 from medviz.errors import DataError
 from medviz.store.ingest import IngestReport, ingest
 from medviz.store.location import cache_key, default_cache_dir
@@ -239,4 +240,23 @@ def load_folder(
         name=root.name,
         files=kept_files,
         cache_file=store_dir / f"generation-{stored.generation}",
+        channel_names=channel_names_of(kept_files[0], channel_files, stored.images.shape[-1]),
     )
+
+
+def channel_names_of(first: Path, channel_files: list[str] | None, channels: int) -> tuple[str, ...] | None:
+    """The channels' names the data give: each ``dataset.channel_files`` pattern's own part
+    (``*_DNA.tif`` -> ``DNA``), else an OME-TIFF's metadata; None when they give none, or a count
+    other than the images' (``dataset.channel_names`` names them then)."""
+    if channel_files:
+        names = tuple(Path(pattern.replace("*", "")).stem.strip("_-. ") for pattern in channel_files)
+    elif first.suffix.lower() in TIFF_SUFFIXES:
+        names = ome_channel_names(first) or ()
+    else:
+        return None
+    if not names or not all(names):
+        return None
+    if len(names) != channels:
+        log.info(f"{first}: the data name {len(names)} channels but the images have {channels}: names not used")
+        return None
+    return names
