@@ -29,9 +29,15 @@ class EpochOrder:
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
+        self._skip: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def skip_first(self, epoch: int, samples: int) -> None:
+        """Leave out the first ``samples`` of ``epoch``'s order, once: a run resumed in the middle of an
+        epoch goes on with the images that epoch had not reached, as the uninterrupted run did."""
+        self._skip = (epoch, samples)
 
     def indices(self, device: torch.device) -> torch.Tensor:
         """(ceil((N - rank) / world_size),) int64 indices on ``device``."""
@@ -41,7 +47,10 @@ class EpochOrder:
             generator = torch.Generator(device=device)
             generator.manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.n, generator=generator, device=device)
-        return order[self.rank :: self.world_size]
+        order = order[self.rank :: self.world_size]
+        if self._skip is not None and self._skip[0] == self.epoch:
+            order, self._skip = order[self._skip[1] :], None
+        return order
 
     def __len__(self) -> int:
         return len(range(self.rank, self.n, self.world_size))
@@ -71,7 +80,8 @@ class DeviceBatches:
         return full if self.drop_last or not rest else full + 1
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.sampler.indices(self.images.device)
-        for i in range(len(self)):
+        order = self.sampler.indices(self.images.device)  # shorter in an epoch resumed part-way
+        full, rest = divmod(len(order), self.batch_size)
+        for i in range(full if self.drop_last or not rest else full + 1):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield self.images[index], index

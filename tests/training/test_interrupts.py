@@ -12,8 +12,10 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -52,6 +54,37 @@ def fit(tmp_path, *callbacks: L.Callback) -> L.Trainer:
     trainer = plain_trainer(3, [SaveOnInterrupt(tmp_path / "checkpoints"), *callbacks], default_root_dir=str(tmp_path))
     trainer.fit(build_method(cfg, data.stats()), datamodule=ArrayDataModule(data, batch_size=32))
     return trainer
+
+
+@pytest.mark.parametrize("memory_mapped", [False, True])
+def test_a_resume_from_the_middle_of_an_epoch_ends_bit_for_bit_as_an_uninterrupted_run(tmp_path, memory_mapped):
+    """Lightning counts on from the batches it had trained; the loader must go on from there too
+    (it started the epoch's order again, and the map differed from an uninterrupted run's)."""
+    from medviz.training.callbacks import RunState
+
+    cfg = compose_config([*TINY, "schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]"])
+    data = load_synthblood(n_images=96, seed=0)
+    if memory_mapped:  # the DataLoader path of datasets larger than memory
+        np.save(tmp_path / "images.npy", data.images)
+        data = replace(data, images=np.load(tmp_path / "images.npy", mmap_mode="r"))
+
+    def run(folder, *callbacks, resume_from=None):
+        L.seed_everything(0)
+        module = build_method(cfg, data.stats())
+        state = RunState(method="tsimcne", backbone="tinycnn")
+        trainer = plain_trainer(
+            3, [state, SaveOnInterrupt(folder / "checkpoints"), *callbacks], default_root_dir=str(folder)
+        )
+        datamodule = ArrayDataModule(data, batch_size=32, on_device=not memory_mapped)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        return module
+
+    whole = run(tmp_path / "whole")
+    with pytest.raises(SystemExit):
+        run(tmp_path / "cut", Interrupt("ctrl-c"))  # at the second of the epoch's three steps
+    resumed = run(tmp_path / "again", resume_from=str(tmp_path / "cut" / "checkpoints" / "interrupted.ckpt"))
+    for (name, expected), found in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(expected, found), name
 
 
 @pytest.mark.parametrize(("how", "raised"), [("sigterm", SIGTERMException), ("ctrl-c", SystemExit)])

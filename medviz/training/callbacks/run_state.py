@@ -9,6 +9,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from medviz.data.device_batches import EpochOrder
+
 
 def _rng_state() -> dict[str, Any]:
     """Every generator a run draws from, as tensors and plain values (loadable with weights_only)."""
@@ -58,3 +60,17 @@ class RunState(L.Callback):
         if self._pending_rng is not None:
             _set_rng_state(self._pending_rng)
             self._pending_rng = None
+        _continue_the_epoch(trainer)
+
+
+def _continue_the_epoch(trainer: L.Trainer) -> None:
+    """After a resume from the middle of an epoch (Ctrl-C, SIGTERM), serve that epoch's images from
+    where it stopped: Lightning counts on from the batches it had trained, but a loader that is not
+    told would start the epoch's order again, and the run would differ from an uninterrupted one."""
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.ready
+    if not 0 < done < trainer.num_training_batches:  # a fresh start, or an epoch-end checkpoint
+        return
+    loader = trainer.train_dataloader
+    order, batch = getattr(loader, "sampler", None), getattr(loader, "batch_size", None)
+    if isinstance(order, EpochOrder) and batch:
+        order.skip_first(trainer.current_epoch, done * int(batch))
