@@ -36,6 +36,11 @@ def spreadsheet_cell(value: object) -> object:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     text = str(value)
+    try:
+        float(text)
+        return text  # a number written as text ("-0.25") stays a number
+    except ValueError:
+        pass
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 

@@ -24,13 +24,13 @@ def test_plot_text_escapes_every_dollar():
     assert plot_text("plain") == "plain"
 
 
-@pytest.mark.parametrize("text", ["=1+1", "+1", "-cmd", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize("text", ["=1+1", "+A1", "-cmd", "@SUM(A1)", "\tx", "\rx"])
 def test_a_spreadsheet_never_reads_a_text_cell_as_a_formula(text):
     assert spreadsheet_cell(text) == "'" + text
 
 
 def test_numbers_stay_numbers_and_quotes_survive_csv():
-    assert spreadsheet_cell(-3) == -3 and spreadsheet_cell(2.5) == 2.5
+    assert spreadsheet_cell(-3) == -3 and spreadsheet_cell(2.5) == 2.5 and spreadsheet_cell("-0.25") == "-0.25"
     out = io.StringIO()
     csv.writer(out).writerow([spreadsheet_cell(v) for v in (-3, 'say "hi", ok', "=HYPERLINK()")])
     assert next(csv.reader(io.StringIO(out.getvalue()))) == ["-3", 'say "hi", ok', "'=HYPERLINK()"]

@@ -19,7 +19,7 @@ import yaml
 from medviz.evaluation.paper_numbers import Table
 from medviz.evaluation.sweep_jobs import MissingJob, RowKey
 from medviz.runs.config import saved_config
-from medviz.text import markdown_cell
+from medviz.text import markdown_cell, spreadsheet_cell
 
 
 @dataclass(frozen=True)
@@ -154,5 +154,6 @@ def to_csv(table: dict[RowKey, dict[str, Cell]], path: Path, paper: Table | None
             for dataset, cell in sorted(table[key].items()):
                 ref = (paper or {}).get(key, {}).get(dataset, (None, None))
                 mean, std = (cell.mean, cell.std) if cell.values else ("", "")
-                writer.writerow([*key, dataset, mean, std, len(cell.values), cell.missing, ref[0], ref[1]])
+                texts = [spreadsheet_cell(text) for text in (*key, dataset)]
+                writer.writerow([*texts, mean, std, len(cell.values), cell.missing, ref[0], ref[1]])
     return path

@@ -28,7 +28,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from medviz.errors import MedvizError
-from medviz.text import markdown_cell
+from medviz.text import markdown_cell, spreadsheet_cell
 
 log = logging.getLogger("medviz")
 
@@ -206,7 +206,7 @@ def _mean_std(values: list[float]) -> str:
 
 def _csv_text(lines: list[list]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(lines)
+    csv.writer(buffer).writerows([spreadsheet_cell(cell) for cell in line] for line in lines)
     return buffer.getvalue()
 
 
