@@ -7,6 +7,9 @@ import hydra
 from omegaconf import DictConfig
 
 from medviz.errors import MedvizError
+from medviz.training.run_folder import register_resolvers
+
+register_resolvers()  # dataset names of data read from a path (conf/dataset/folder.yaml)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

@@ -33,7 +33,9 @@ def _ingest(args: argparse.Namespace) -> None:
     from medviz.instantiate import build
     from medviz.store.ingest import recorded_ingests
     from medviz.training.config_checks import check_config
+    from medviz.training.run_folder import register_resolvers
 
+    register_resolvers()  # the resolvers conf/ names, as train.py registers them
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose(config_name="train", overrides=args.overrides)

@@ -114,7 +114,7 @@ def check_config(cfg: DictConfig) -> None:
     if missing:
         examples = {"dataset.path": "dataset.path=/path/to/images"}
         example = examples.get(missing[0], f"{missing[0]}=<value>")
-        raise ConfigError(f"{', '.join(missing)} must be set for dataset={cfg.dataset.get('name')}; e.g. {example}")
+        raise ConfigError(f"{', '.join(missing)} must be set; e.g. {example}")
     for key, (test, expected, example) in RULES.items():
         present, value = _lookup(cfg, key)
         if present and not test(value):

@@ -69,7 +69,7 @@ def _flat(node: object, prefix: str = "") -> dict[str, object]:
         return {prefix: node}
     found: dict[str, object] = {}
     for key, value in node.items():
-        if key in _READING_SPEED_KEYS or key == "ingest":  # the ingest node repeats the source's settings
+        if key in _READING_SPEED_KEYS or key in ("ingest", "name"):  # ingest repeats the source; names are labels
             continue
         found.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
     return found

@@ -123,6 +123,18 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, resolver, use_cache=True)
     if not OmegaConf.has_resolver("medviz_hydra_subdir"):
         OmegaConf.register_new_resolver("medviz_hydra_subdir", hydra_subdir)
+    if not OmegaConf.has_resolver("medviz_data_name"):
+        OmegaConf.register_new_resolver("medviz_data_name", data_name)
+
+
+def data_name(kind: str, path: object) -> str:
+    """``dataset.name`` of data read from a path (``conf/dataset/folder.yaml``, ``arrays.yaml``): the kind
+    and the folder's or file's own name, ``folder-cells`` -- so run folders and ``resume=true`` tell
+    one folder's runs from another's. Characters a folder name cannot safely hold become ``_``."""
+    where = Path(str(path)).expanduser()
+    own = where.name if kind == "folder" else where.stem
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", own).strip("._-")
+    return f"{kind}-{safe}" if safe else kind
 
 
 def folder_order(name: str, run_name: str | None = None) -> tuple[str, int] | None:

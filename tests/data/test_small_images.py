@@ -41,7 +41,7 @@ def test_the_preset_sets_size_and_augmentations_and_leaves_another_datasets_size
     assert preset.batch_size == quickstart.batch_size
     # With the user's own images the preset brings the augmentations, never the digits' 8 px.
     mine = compose_config(["experiment=digits_native", "dataset=folder", "dataset.path=/data/cells"])
-    assert mine.dataset.name == "folder" and mine.dataset.size == compose_config(["dataset=folder"]).dataset.size
+    assert mine.dataset.name == "folder-cells" and mine.dataset.size == compose_config(["dataset=folder"]).dataset.size
     assert mine.aug.name == "oriented"
 
 

@@ -7,6 +7,10 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
+from medviz.training.run_folder import register_resolvers
+
+register_resolvers()  # as train.py does: conf/ names them (run folders, data names)
+
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf"
 

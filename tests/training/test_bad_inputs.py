@@ -245,7 +245,7 @@ def test_one_number_for_the_three_stages_is_refused_with_an_example(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["dataset=folder"], "dataset.path must be set for dataset=folder; e.g. dataset.path=/path/to/images"),
+        (["dataset=folder"], "dataset.path must be set; e.g. dataset.path=/path/to/images"),
         (["dataset=folder", "dataset.path={folder}", "dataset.size=-3"], "dataset.size must be an integer >= 8"),
     ],
 )

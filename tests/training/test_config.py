@@ -124,7 +124,7 @@ def test_gpu_trainer_uses_bf16(tmp_path):
 
 @pytest.mark.parametrize("dataset", OPTIONS["dataset"])
 def test_every_dataset_option_composes(dataset, tmp_path):
-    extra = ["dataset.path=/data"] if dataset == "folder" else []
+    extra = {"folder": ["dataset.path=/data"], "arrays": ["dataset.path=/data/cells.npz"]}.get(dataset, [])
     cfg = compose_config([f"dataset={dataset}", *extra], tmp_path)
     assert cfg.dataset.source._target_.startswith("medviz.data.")
     assert isinstance(cfg.dataset.name, str) and cfg.dataset.name

@@ -85,3 +85,16 @@ def test_a_folder_that_holds_a_run_is_never_written_over(tmp_path):
     with pytest.raises(ConfigError, match="already holds a run .*resume="):
         train(compose_config([*SHORT, "seed=1"], run_dir=tmp_path / "run"))
     assert (tmp_path / "run" / "embedding.npz").read_bytes() == before
+
+
+def test_runs_of_data_read_from_a_path_are_named_after_it():
+    """Every folder dataset's runs were named folder-<method>-...: the name now says which folder."""
+    from medviz.training.run_folder import data_name
+    from tests.helpers.config import compose_config
+
+    assert data_name("folder", "/data/plate 1/cells/") == "folder-cells"
+    assert data_name("folder", "/data/a<b>|c$") == "folder-a_b_c"  # safe as a folder name
+    assert data_name("arrays", "/x/plate1.npz") == "arrays-plate1"
+    assert data_name("folder", "/") == "folder"
+    names = {compose_config(["dataset=folder", f"dataset.path=/data/{n}"]).run_name for n in ("wt", "ko")}
+    assert names == {"folder-wt-tsimcne-default-seed0", "folder-ko-tsimcne-default-seed0"}
