@@ -68,12 +68,16 @@ def default_workers() -> int:
 
 
 class _Lock:
-    """An exclusive lock on a store for the length of an ingest (released if the process dies)."""
+    """An exclusive lock on a store for the length of an ingest (released if the process dies).
+
+    :meth:`acquire` raises the OSError of a store that cannot be written (a read-only file system,
+    no permission), which :func:`ingest` answers by using the store as it is when it is up to date.
+    """
 
     def __init__(self, store_dir: Path) -> None:
         self.path = store_dir / "lock"
 
-    def __enter__(self) -> None:
+    def acquire(self) -> None:
         self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,7 +85,7 @@ class _Lock:
             log.info(f"{self.path.parent}: another process is updating this store; waiting for it")
             fcntl.flock(self.fd, fcntl.LOCK_EX)
 
-    def __exit__(self, *exc) -> None:
+    def release(self) -> None:
         os.close(self.fd)  # closing releases the lock
 
 
@@ -133,7 +137,7 @@ def ingest(
     try:
         store_dir.mkdir(parents=True, exist_ok=True)
         lock = _Lock(store_dir)
-        lock.__enter__()
+        lock.acquire()
     except OSError as err:
         if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
@@ -141,13 +145,13 @@ def ingest(
         for reports in _RECORDING:
             reports.append(report)
         return report
-    try:  # the lock is held (entered above, where a read-only store shows itself)
+    try:  # the lock is held (acquired above, where a read-only store shows itself)
         if not (store_dir / "index.sqlite").is_file():
             # A new index numbers generations from 1 again: nothing of an earlier index's content may stay.
             remove_leftovers(store_dir, current_file=None, generation=None)
         report = _ingest_locked(store_dir, items, reader, what, workers, commit_every, stat_new, start)
     finally:
-        lock.__exit__()
+        lock.release()
     for reports in _RECORDING:
         reports.append(report)
     return report
