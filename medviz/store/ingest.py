@@ -11,7 +11,6 @@ the last commit are never read. One ingest at a time per store (a file lock); a 
 from __future__ import annotations
 
 import errno
-import fcntl
 import logging
 import os
 import time
@@ -26,6 +25,8 @@ from medviz.bulk import paused_gc
 from medviz.errors import DataError, MedvizError
 from medviz.store.appender import Appender, kind
 from medviz.store.index import Entry, StoreIndex
+from medviz.store.leftovers import remove_leftovers
+from medviz.store.lock import StoreLock
 from medviz.store.rows import RowFile
 from medviz.store.source_item import SourceItem
 from medviz.store.workers import decoded_batches
@@ -65,28 +66,6 @@ class IngestReport:
 def default_workers() -> int:
     """All the cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-class _Lock:
-    """An exclusive lock on a store for the length of an ingest (released if the process dies).
-
-    :meth:`acquire` raises the OSError of a store that cannot be written (a read-only file system,
-    no permission), which :func:`ingest` answers by using the store as it is when it is up to date.
-    """
-
-    def __init__(self, store_dir: Path) -> None:
-        self.path = store_dir / "lock"
-
-    def acquire(self) -> None:
-        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info(f"{self.path.parent}: another process is updating this store; waiting for it")
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def release(self) -> None:
-        os.close(self.fd)  # closing releases the lock
 
 
 def _read_only_check(
@@ -136,7 +115,7 @@ def ingest(
     start = time.perf_counter()
     try:
         store_dir.mkdir(parents=True, exist_ok=True)
-        lock = _Lock(store_dir)
+        lock = StoreLock(store_dir)
         lock.acquire()
     except OSError as err:
         if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -189,23 +168,6 @@ def _ingest_locked(
         kept = index.rows - added
         remove_leftovers(store_dir, current_file=index.meta("file"), generation=index.generation)
         return IngestReport(store_dir, added, removed, kept, unreadable, time.perf_counter() - start)
-
-
-def remove_leftovers(store_dir: Path, current_file: str | None, generation: int | None) -> None:
-    """Remove row files the index does not point to and statistics kept for other generations than
-    ``generation`` (all of both when None): statistics never outlive the content they describe."""
-    removed = []
-    for path in store_dir.glob("images-*.bin"):
-        if path.name != current_file:
-            path.unlink(missing_ok=True)
-            removed.append(path.name)
-    for path in store_dir.glob("generation-*.json"):
-        number = path.name.removeprefix("generation-").split(".", 1)[0]
-        if generation is None or number != str(generation):
-            path.unlink(missing_ok=True)
-            removed.append(path.name)
-    if removed:
-        log.info(f"store {store_dir}: removed {len(removed)} file(s) of content it no longer holds ({removed[0]}, ...)")
 
 
 _RECORDING: list[list[IngestReport]] = []
