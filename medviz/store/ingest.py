@@ -121,16 +121,14 @@ def ingest(
         if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
         report = _read_only_check(store_dir, items, what, stat_new is not None, err, start)
-        for reports in _RECORDING:
-            reports.append(report)
-        return report
-    try:  # the lock is held (acquired above, where a read-only store shows itself)
-        if not (store_dir / "index.sqlite").is_file():
-            # A new index numbers generations from 1 again: nothing of an earlier index's content may stay.
-            remove_leftovers(store_dir, current_file=None, generation=None)
-        report = _ingest_locked(store_dir, items, reader, what, workers, commit_every, stat_new, start)
-    finally:
-        lock.release()
+    else:
+        try:
+            if not (store_dir / "index.sqlite").is_file():
+                # A new index numbers generations from 1 again: nothing of an earlier index's content may stay.
+                remove_leftovers(store_dir, current_file=None, generation=None)
+            report = _ingest_locked(store_dir, items, reader, what, workers, commit_every, stat_new, start)
+        finally:
+            lock.release()
     for reports in _RECORDING:
         reports.append(report)
     return report

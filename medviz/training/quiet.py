@@ -11,6 +11,7 @@ configures logging.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 #: Substrings of library log records and warnings that carry nothing a user can act on.
@@ -40,7 +41,7 @@ _DROP = _DropNoise()
 def quiet_libraries() -> None:
     """Install the filters (idempotent): warnings by message, log records by logger and message."""
     for noise in NOISE:
-        warnings.filterwarnings("ignore", message=f".*{_escape(noise)}")
+        warnings.filterwarnings("ignore", message=f".*{re.escape(noise)}")
     logging.getLogger("openTSNE").setLevel(logging.WARNING)
     root_prints = bool(logging.getLogger().handlers)
     for name in _LIBRARY_LOGGERS:
@@ -60,9 +61,3 @@ def quiet_libraries() -> None:
     for handler in logging.getLogger().handlers:
         if _DROP not in handler.filters:
             handler.addFilter(_DROP)
-
-
-def _escape(text: str) -> str:
-    import re
-
-    return re.escape(text)
