@@ -155,11 +155,15 @@ class ContrastiveMethod(L.LightningModule):
         images, indices = batch
         if not self.trainer.training:
             return batch
+        return *self.training_views(images), indices
+
+    def training_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stored images (B, C, H, W) -> two independently augmented, normalised views (B, C, H, W) each."""
         unit = self.preprocess.to_unit(images)
-        views = tuple(self.preprocess.normalise(self.augment(unit)) for _ in range(2))
+        view_a, view_b = (self.preprocess.normalise(self.augment(unit)) for _ in range(2))
         if self.channels_last:
-            views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
-        return *views, indices
+            view_a, view_b = (v.contiguous(memory_format=torch.channels_last) for v in (view_a, view_b))
+        return view_a, view_b
 
     def loss(self, z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, torch.Tensor]:
         """The method's loss of the two views' outputs (B, D) each; ``loss`` plus any parts to log."""
@@ -189,13 +193,22 @@ class ContrastiveMethod(L.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Stored images (B, C, H, W) -> backbone features (B, D), map coordinates (B, 2) when the
-        network has a map, and the images' dataset indices."""
+        network has a map, its high-dimensional output (B, 128) when it has one, and the images'
+        dataset indices."""
         images, indices = batch
         features = self.backbone(self.preprocess(images))
         out = {"features": features.float(), "index": indices}
         if self.has_map:
             out["embedding"] = self.map_of_features(features).float()
+        high = self.high_dim_output(features)
+        if high is not None:
+            out["high"] = high.float()
         return out
+
+    def high_dim_output(self, features: torch.Tensor) -> torch.Tensor | None:
+        """Backbone features (B, D) -> the method's high-dimensional output (t-SimCNE: the 128-D
+        layer of stage 1, (B, 128)); None for methods without one."""
+        return None
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Stored images (B, C, H, W) (uint8, uint16 or float) -> map coordinates (B, 2), with no augmentation."""

@@ -9,7 +9,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
@@ -20,13 +19,15 @@ from medviz.methods.base import ContrastiveMethod
 from medviz.runtime import format_duration, resolve_precision, uses_gpu
 from medviz.training.callbacks import MapSnapshot, NonFiniteLossGuard, RunState, SaveOnInterrupt
 from medviz.training.checkpoints import AtomicCheckpointIO
-from medviz.training.cpu_estimate import suggestions, time_training_steps, training_seconds
+from medviz.training.cpu_estimate import StepTiming, suggestions, time_training_steps, training_seconds
 from medviz.training.sweep import sweep_name
 
 log = logging.getLogger("medviz")
 
 # Above this much measured CPU training time, warn and suggest settings that fit the run.
 _CPU_WARN_SECONDS = 30 * 60
+# The image side the quickstart's stated minutes hold for (synthblood's 28 px).
+_QUICKSTART_SIZE = 28
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
@@ -103,37 +104,52 @@ def build_trainer(
     )
 
 
-def warn_if_slow_on_cpu(cfg: DictConfig, module: ContrastiveMethod, data: ImageArrays) -> None:
-    """On a CPU-only machine, measure the run's training time; above half an hour, say so and what fits."""
+def warn_if_slow_on_cpu(
+    cfg: DictConfig, module: ContrastiveMethod, data: ImageArrays, experiment: str | None = None
+) -> StepTiming | None:
+    """On a CPU-only machine, measure the run's training time and say it; when even its low end is
+    above half an hour, warn and say what fits. Returns the probe's timings (None on a GPU), which
+    :class:`TrainingClock` re-scales as the run trains.
+
+    The advice is sized on the low end of the estimate, so it never cuts a run more than the
+    fastest measured steps call for (a busy machine's slow probe once advised cutting a 12-minute
+    run to 12 epochs). ``experiment`` is the preset chosen (``experiment=...``), if any.
+    """
     if uses_gpu(str(cfg.trainer.accelerator)):
-        return
+        return None
     batch = min(int(cfg.batch_size), len(data))
-    timing = time_training_steps(module, (data.channels, data.image_size, data.image_size), batch)
+    shape = (data.channels, data.image_size, data.image_size)
+    timing = time_training_steps(module, shape, batch, dtype=torch.from_numpy(data.images[:1]).dtype)
     stages = module.schedule.stages
-    output_epochs = sum(s.epochs for s in stages if s.trains == "output")
     images_per_epoch = len(data) // batch * batch
-    low, typical, high = training_seconds(timing, images_per_epoch, module.total_epochs - output_epochs, output_epochs)
+    low, typical, high = training_seconds(timing, images_per_epoch, [s.epochs for s in stages])
     spread = (
         f"{format_duration(low)} to {format_duration(high)}: " if format_duration(low) != format_duration(high) else ""
     )
-    measured = (
-        f"about {format_duration(typical)} of training steps on this CPU ({spread}{len(timing.per_image)} "
-        f"timed steps of {timing.batch} images after warm-up)"
+    run = (
+        f"{module.total_epochs} epochs x {len(data):,} images of {data.image_size}x{data.image_size} px, "
+        f"{data.channels} channel{'s' if data.channels > 1 else ''}, backbone {cfg.backbone.name}"
     )
-    log.info(f"no GPU: this run ({module.total_epochs} epochs x {len(data)} images) needs {measured}")
-    if typical <= _CPU_WARN_SECONDS:
-        return
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    measured = (
+        f"about {format_duration(typical)} of training steps on this CPU ({spread}{timing.steps} "
+        f"timed steps of {timing.batch} images per stage after warm-up)"
+    )
+    log.info(f"no GPU: this run ({run}) needs {measured}")
+    if experiment == "quickstart" and data.image_size != _QUICKSTART_SIZE:
+        log.info(
+            f"experiment=quickstart: its few minutes (README) are for {_QUICKSTART_SIZE}x{_QUICKSTART_SIZE} px images; "
+            f"at {data.image_size}x{data.image_size} px it is the {format_duration(typical)} measured above"
+        )
+    if low <= _CPU_WARN_SECONDS:
+        return timing
     ideas = suggestions(
-        typical,
+        low,
         _CPU_WARN_SECONDS / 2,
-        experiment=choices.get("experiment"),
+        experiment=experiment,
         backbone=str(cfg.backbone.name),
         n_images=len(data),
         epochs=[s.epochs for s in stages],
     )
     hint = f" To finish in about 15 min, try: {'; or '.join(ideas)}." if ideas else ""
-    log.warning(
-        f"no GPU: this run ({module.total_epochs} epochs x {len(data)} images, backbone {cfg.backbone.name}) "
-        f"needs {measured}, before evaluation.{hint}"
-    )
+    log.warning(f"no GPU: this run ({run}) needs {measured}, before evaluation.{hint}")
+    return timing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -25,7 +26,9 @@ from medviz.runs.files import save_embedding, save_features, write_metrics
 from medviz.runs.rebuild import build_method, build_run_data
 from medviz.runtime import loader_workers, peak_memory
 from medviz.training.build import build_loggers, build_trainer, snapshot_callback, warn_if_slow_on_cpu
+from medviz.training.callbacks import TrainingClock
 from medviz.training.config_checks import check_config
+from medviz.training.cpu_estimate import timing_record
 from medviz.training.quiet import quiet_libraries
 from medviz.training.resume import check_same_data, prepare_resume, resume_folder
 from medviz.training.run_folder import first_process, holds_a_run
@@ -137,9 +140,17 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
         seed=cfg.seed,
     )
     module = build_method(cfg, data.stats())
-    warn_if_slow_on_cpu(cfg, module, data)
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    timing = warn_if_slow_on_cpu(cfg, module, data, experiment=choices.get("experiment"))
+    batch = min(int(cfg.batch_size), len(data))
+    images_per_epoch = len(data) // batch * batch
+    if timing is not None and first_process():  # kept, so estimates can be checked against the run's epoch times
+        record = timing_record(timing, images_per_epoch, [s.epochs for s in module.schedule.stages])
+        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (run_dir / "logs" / "cpu_estimate.json").write_text(json.dumps(record, indent=1))
+    clock = TrainingClock(timing, images_per_epoch=images_per_epoch)
     snapshot = snapshot_callback(cfg, data, run_dir)
-    trainer = build_trainer(cfg, module, run_dir, loggers, [snapshot] if snapshot else [])
+    trainer = build_trainer(cfg, module, run_dir, loggers, [clock, snapshot] if snapshot else [clock])
 
     start = time.perf_counter()
     # weights_only: loading a checkpoint never runs pickled code.
