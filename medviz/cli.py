@@ -2,6 +2,7 @@
 and ``medviz ingest`` to build a dataset's store ahead of training.
 
 medviz embed --run <run folder> --images <folder or .npz> [--out <folder>]
+medviz export --run <run folder> [--format h5ad|parquet] [--no-features]
 medviz ingest dataset=folder dataset.path=<folder> [dataset.size=64]
 """
 
@@ -99,6 +100,7 @@ def _titled(name: str, legend: str) -> str:
 
 
 def _qc(args: argparse.Namespace) -> None:
+    from medviz.evaluation.batch_mixing import batch_statement
     from medviz.maps.qc import check_settings, find_groups, recall, sampling_note
     from medviz.maps.qc_report import write_report
 
@@ -119,6 +121,11 @@ def _qc(args: argparse.Namespace) -> None:
     note = sampling_note(len(coords), args.cluster_sample, args.min_size)
     if note:
         print(f"note: {note}")
+    batches = data.batches()
+    if batches is not None:
+        said = batch_statement(coords, batches[0], labels, str(data.batch_column))
+        print(f"batches: {said}")
+        note = f"{note}. {said[0].upper()}{said[1:]}" if note else f"{said[0].upper()}{said[1:]}"
     out = args.out or args.run / "qc"
     _say_if_replacing(out)
     report = write_report(out, coords, labels, list(saved["class_names"]), shown, groups, injected, note)
@@ -131,10 +138,14 @@ def _qc(args: argparse.Namespace) -> None:
 
 
 def _figures(args: argparse.Namespace) -> None:
+    from medviz.maps.colouring import column_values
     from medviz.maps.figures import all_figures
 
     saved, data, _ = _finished_run(args.run)
     data = _named_channels(data, args.channel_names)
+    colour_by = None
+    if args.colour_by:
+        colour_by = (args.colour_by, column_values(data.metadata, args.colour_by))
     out = args.out or args.run / "figures"
     _say_if_replacing(out)
     paths = all_figures(
@@ -143,9 +154,29 @@ def _figures(args: argparse.Namespace) -> None:
         list(saved["class_names"]),
         data.display_images(),
         out,
-        _titled(args.run.name, data.channel_legend()),
+        _titled(data.name, data.channel_legend()),
+        colour_by=colour_by,
     )
     print("\n".join(str(p) for p in paths))
+
+
+def _relative_names(data, run_dir: Path) -> list[str]:
+    """Each point's file, relative to the dataset's folder (the run's ``path`` column where it has one)."""
+    if data.metadata is not None and "path" in data.metadata.columns:
+        return [str(p) for p in data.metadata["path"]]
+    if data.files is None:
+        return []
+    from medviz.runs.config import load_run_config
+
+    root = load_run_config(run_dir).dataset.get("path")
+    base = Path(root).expanduser().resolve() if root else None
+    names = []
+    for file in data.files:
+        try:
+            names.append(Path(file).relative_to(base).as_posix() if base else str(file))
+        except ValueError:
+            names.append(str(file))
+    return names
 
 
 def _explore(args: argparse.Namespace) -> None:
@@ -160,7 +191,7 @@ def _explore(args: argparse.Namespace) -> None:
         channels = ChannelView(
             unit_bytes_view(data.images, data.scale()), names, colour_hex(data.channels, data.channel_colours)
         )
-    names = [str(f) for f in data.files] if data.files is not None else []
+    names = _relative_names(data, args.run)
     out = args.out or args.run / "explorer.html"
     _say_if_replacing(out)
     write_explorer(
@@ -173,8 +204,17 @@ def _explore(args: argparse.Namespace) -> None:
         title=_titled(args.run.name, data.channel_legend()),
         max_thumbnails=args.max_thumbnails,
         channels=channels,
+        metadata=data.metadata,
     )
     print(f"explorer: {out} (open it in a browser; it works offline)")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from medviz.maps.export import export_h5ad, export_parquet
+
+    write = export_h5ad if args.format == "h5ad" else export_parquet
+    path = write(args.run, args.out, features=not args.no_features)
+    print(f"{args.format}: {path}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -184,6 +224,7 @@ def parser() -> argparse.ArgumentParser:
     figures.add_argument("--run", type=Path, required=True, help="a finished run folder")
     figures.add_argument("--out", type=Path, help="where to write them (default <run>/figures)")
     figures.add_argument("--channel-names", help="one name per channel, comma-separated (default: the data's)")
+    figures.add_argument("--colour-by", help="also colour the map by this metadata column (e.g. Metadata_Plate)")
     figures.set_defaults(run_command=_figures)
     explore = commands.add_parser("explore", help="one self-contained HTML explorer of the map")
     explore.add_argument("--run", type=Path, required=True, help="a finished run folder")
@@ -226,6 +267,14 @@ def parser() -> argparse.ArgumentParser:
     embed.add_argument("--size", type=int, help="image side (default: the training images')")
     embed.add_argument("--device", default="auto", help="auto, cpu or cuda")
     embed.set_defaults(run_command=_embed)
+    export = commands.add_parser(
+        "export", help="the map, its metadata and features as AnnData (scanpy, cellxgene) or a Parquet profile table"
+    )
+    export.add_argument("--run", type=Path, required=True, help="a finished run folder")
+    export.add_argument("--format", choices=["h5ad", "parquet"], default="h5ad", help="default h5ad")
+    export.add_argument("--out", type=Path, help="the file (default <run>/map.h5ad or <run>/profiles.parquet)")
+    export.add_argument("--no-features", action="store_true", help="leave the backbone's features out (large maps)")
+    export.set_defaults(run_command=_export)
     ingest = commands.add_parser(
         "ingest",
         help="build or update a dataset's store ahead of training (new, changed and removed files only)",

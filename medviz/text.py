@@ -58,3 +58,10 @@ def json_for_script(data: object) -> str:
     ):
         text = text.replace(char, escaped)
     return text
+
+
+def shown_list(values: list, limit: int = 10) -> str:
+    """The first ``limit`` of ``values`` for a message, quoted as text (``'a', 'b' and 3 more``)."""
+    shown = ", ".join(repr(str(v)) for v in values[:limit])
+    more = len(values) - limit
+    return f"{shown} and {more} more" if more > 0 else shown

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from medviz.data.display import ConvertedRows, channel_legend, display_rgb, display_view
 from medviz.data.intensity import Intensity, byte_range, dataset_percentiles
@@ -60,6 +61,10 @@ class ImageArrays:
         channel_names: optional name per channel (legends of the map tools).
         channel_colours: optional display colour per channel (matplotlib names or #rrggbb).
         cache_file: the on-disk cache the images came from, if any (statistics are kept beside it).
+        metadata: optional table (N rows, same order as images): the key column (``path`` or
+            ``index``) and every metadata column (:mod:`medviz.data.prepare.metadata`).
+        label_column: the metadata column the classes came from (``dataset.label``), if any.
+        batch_column: the metadata column naming each image's technical batch (``dataset.batch``), if any.
     """
 
     images: np.ndarray
@@ -73,6 +78,9 @@ class ImageArrays:
     channel_names: tuple[str, ...] | None = None
     channel_colours: tuple[str, ...] | None = None
     cache_file: Path | None = field(default=None, repr=False)
+    metadata: pd.DataFrame | None = field(default=None, repr=False)
+    label_column: str | None = None
+    batch_column: str | None = None
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype not in STORED_DTYPES:
@@ -87,6 +95,16 @@ class ImageArrays:
                 f"dataset '{self.name}': {len(self.images)} images but labels of shape "
                 f"{self.labels.shape}; expected ({len(self.images)},)"
             )
+        if self.metadata is not None and len(self.metadata) != len(self.images):
+            raise ValueError(f"dataset '{self.name}': {len(self.images)} images but {len(self.metadata)} metadata rows")
+
+    def batches(self) -> tuple[np.ndarray, tuple[str, ...]] | None:
+        """Each image's technical batch as codes int64 (N,) into names, from ``batch_column``; None without one."""
+        if self.batch_column is None or self.metadata is None:
+            return None
+        values = self.metadata[self.batch_column]
+        codes, names = pd.factorize(values, sort=True)
+        return codes.astype(np.int64), tuple(str(n) for n in names)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -9,6 +9,7 @@ import numpy as np
 
 from medviz.data.image_arrays import ImageArrays
 from medviz.data.prepare.subset import stratified_rows
+from medviz.evaluation.batch_mixing import batch_mixing_metrics
 from medviz.evaluation.knn import knn_accuracy, knn_recall_per_class
 from medviz.evaluation.silhouette import silhouette_score
 from medviz.evaluation.tsne import pixel_tsne
@@ -29,6 +30,27 @@ def map_metrics(coords: np.ndarray, labels: np.ndarray, k: int, seed: int, class
     }
     if class_names is not None:
         metrics["knn_recall"] = knn_recall_per_class(coords[labelled], labels[labelled], class_names, k=k, seed=seed)
+    return metrics
+
+
+def batch_metrics(
+    coords: np.ndarray, features: np.ndarray | None, data: ImageArrays, k: int, seed: int, max_points: int
+) -> dict:
+    """The scIB batch-mixing metrics (:mod:`medviz.evaluation.batch_mixing`) of the map and, prefixed
+    ``features_``, of ``features`` (t-SimCNE's 128-D output; SimCLR/BYOL's backbone features); empty
+    when the data have no batch column or one batch."""
+    batches = data.batches()
+    if batches is None:
+        return {}
+    codes, names = batches
+    if len(names) < 2:
+        log.info(f"batch column {data.batch_column} has one value ({names[0]}): no batch-mixing metrics")
+        return {}
+    labels = data.labels if (data.labels >= 0).any() else None
+    metrics = batch_mixing_metrics(coords, codes, labels, k=k, seed=seed, max_points=max_points)
+    if features is not None:
+        on_features = batch_mixing_metrics(features, codes, labels, k=k, seed=seed, max_points=max_points)
+        metrics.update({f"features_{key}": value for key, value in on_features.items()})
     return metrics
 
 

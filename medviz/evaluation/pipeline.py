@@ -21,7 +21,15 @@ from medviz.evaluation.imagenet_features import imagenet_features
 from medviz.evaluation.linear import linear_probe_accuracy
 from medviz.evaluation.map_metrics import map_metrics
 from medviz.evaluation.sweep_jobs import MissingJob, missing_in
-from medviz.evaluation.tables import add_missing, aggregate, find_run_dirs, load_run, to_csv, to_markdown
+from medviz.evaluation.tables import (
+    add_missing,
+    aggregate,
+    find_run_dirs,
+    load_run,
+    to_csv,
+    to_markdown,
+    write_batch_table,
+)
 from medviz.evaluation.tsne import feature_tsne, pixel_tsne
 from medviz.maps.plots import plot_panels, save_map_figure
 from medviz.runs.files import save_embedding, write_metrics
@@ -197,6 +205,9 @@ def evaluate(cfg: DictConfig) -> None:
         for job in missing:
             log.warning(f"left out of the tables: {job.describe()}")
         write_tables(run_dirs, list(cfg.tables), out_dir, cfg.paper, missing)
+        batches = write_batch_table([load_run(d) for d in run_dirs], out_dir)
+        if batches is not None:
+            print(batches.read_text())
         print(f"tables written to {out_dir}")
     if cfg.figure2:
         print(f"figure 2: {figure2(dict(cfg.figure2), out_dir, cfg.small_class_fraction)}")

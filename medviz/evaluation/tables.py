@@ -157,3 +157,63 @@ def to_csv(table: dict[RowKey, dict[str, Cell]], path: Path, paper: Table | None
                 texts = [spreadsheet_cell(text) for text in (*key, dataset)]
                 writer.writerow([*texts, mean, std, len(cell.values), cell.missing, ref[0], ref[1]])
     return path
+
+
+#: The batch-against-biology table's columns: (metric key, heading); biology first, then batch mixing.
+BATCH_COLUMNS = (
+    ("knn_accuracy", "kNN (class)"),
+    ("silhouette", "silhouette (class)"),
+    ("clisi", "cLISI"),
+    ("batch_knn_accuracy", "kNN (batch)"),
+    ("batch_knn_chance", "chance (batch)"),
+    ("batch_ilisi", "iLISI"),
+    ("batch_kbet", "kBET"),
+    ("batch_asw", "batch ASW"),
+    ("graph_connectivity", "graph conn."),
+    ("scib_total", "scIB total"),
+)
+
+
+def batch_table(results: Iterable[RunResult]) -> tuple[list[str], list[list[str]]] | None:
+    """Runs that measured batch mixing, one row per (method, aug, dataset, batch column) with the mean
+    ± std over seeds of each metric: biology (higher: classes kept) beside batch mixing (higher: the
+    plate forgotten; kNN on the batch should fall to chance). None when no run has a batch column."""
+    groups: dict[tuple[str, str, str], list[RunResult]] = defaultdict(list)
+    for result in results:
+        if "batch_ilisi" in result.metrics:
+            groups[(result.method, result.aug, result.dataset)].append(result)
+    if not groups:
+        return None
+    header = ["method", "aug", "dataset", "runs", *[title for _, title in BATCH_COLUMNS]]
+    rows = []
+    for (method, aug, dataset), runs in sorted(groups.items()):
+        cells = []
+        for key, _ in BATCH_COLUMNS:
+            values = [float(r.metrics[key]) for r in runs if key in r.metrics and r.metrics[key] == r.metrics[key]]
+            cell = Cell(values)
+            cells.append(_format(cell.mean, cell.std if len(values) > 1 else None, False) if values else "–")
+        rows.append([method, aug, dataset, str(len(runs)), *cells])
+    return header, rows
+
+
+def write_batch_table(results: Iterable[RunResult], out_dir: Path) -> Path | None:
+    """``batch_vs_biology.md`` and ``.csv`` in ``out_dir`` (:func:`batch_table`); None when no run has batches."""
+    table = batch_table(results)
+    if table is None:
+        return None
+    header, rows = table
+    lines = [
+        "Batch mixing against biology (docs/map-tools.md): higher is better in every column but kNN (batch), "
+        "which should fall to its chance.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+        *["| " + " | ".join(markdown_cell(c) for c in row) + " |" for row in rows],
+    ]
+    path = out_dir / "batch_vs_biology.md"
+    path.write_text("\n".join(lines) + "\n")
+    with open(out_dir / "batch_vs_biology.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows([[spreadsheet_cell(c) for c in row] for row in rows])
+    return path

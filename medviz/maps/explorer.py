@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.colors import to_hex
 from PIL import Image
 
-from medviz.maps.plots import class_colours
+from medviz.maps.colouring import class_colours
 from medviz.text import json_for_script
 
 TEMPLATE = Path(__file__).with_name("explorer.html")
@@ -59,6 +61,31 @@ def thumbnail_atlas(images: np.ndarray, size: int, columns: int = 100) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def metadata_columns(metadata: pd.DataFrame | None, skip: set[str] = frozenset()) -> list[dict]:
+    """The metadata as the page reads it: numbers as float32 (NaN: none), anything else as int32 codes
+    (-1: none) into its values as text. Columns in ``skip`` (the names already shown) are left out."""
+    if metadata is None:
+        return []
+    out: list[dict] = []
+    for column in metadata.columns:
+        if column in skip:
+            continue
+        values = metadata[column]
+        if pd.api.types.is_numeric_dtype(values) and not isinstance(values.dtype, pd.CategoricalDtype):
+            out.append({"name": str(column), "kind": "number", "values": _b64(values.to_numpy(np.float32))})
+        else:
+            codes, categories = pd.factorize(values.astype("string"), sort=True)
+            out.append(
+                {
+                    "name": str(column),
+                    "kind": "category",
+                    "codes": _b64(codes.astype(np.int32)),
+                    "categories": [str(c) for c in categories],
+                }
+            )
+    return out
+
+
 def write_explorer(
     path: Path,
     coords: np.ndarray,
@@ -70,6 +97,7 @@ def write_explorer(
     max_thumbnails: int = 5000,
     seed: int = 0,
     channels: ChannelView | None = None,
+    metadata: pd.DataFrame | None = None,
 ) -> Path:
     """Write the explorer for a map.
 
@@ -81,6 +109,8 @@ def write_explorer(
         max_thumbnails: at most this many points carry a thumbnail (seeded sample).
         channels: per-channel thumbnails of multi-channel images: the explorer then composites
             them itself, with a switch per channel and a contrast control.
+        metadata: the run's metadata (N rows): every column can colour the map, is searched, shown
+            on hover and exported with a selection (text as categories, numbers as numbers).
     """
     n = len(coords)
     thumbs = np.full(n, -1, dtype=np.int32)
@@ -111,6 +141,8 @@ def write_explorer(
         "channelAtlases": channel_atlases,
         "channelNames": [str(n) for n in channels.names] if channel_atlases else [],
         "channelColours": [str(c) for c in channels.colours] if channel_atlases else [],
+        "columns": metadata_columns(metadata, skip={"path"} if names else set()),
+        "ramp": [to_hex(c) for c in plt.get_cmap("viridis")(np.linspace(0, 1, 256))],
     }
     # No file, class or channel name may close the script element, open a comment or start markup.
     payload = json_for_script(data)

@@ -13,8 +13,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 
+from medviz.maps.colouring import colouring, plot_coloured_maps  # noqa: E402
 from medviz.maps.plots import grouped_palette, plot_map  # noqa: E402
 
 
@@ -130,14 +132,31 @@ def grid_map(
 
 
 def all_figures(
-    coords: np.ndarray, labels: np.ndarray, class_names: Sequence[str], images: np.ndarray, out_dir: Path, title: str
+    coords: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    images: np.ndarray,
+    out_dir: Path,
+    title: str,
+    colour_by: tuple[str, pd.Series] | None = None,
 ) -> list[Path]:
-    """The class map, the thumbnail map and the image grid, each as PNG and PDF, into ``out_dir``."""
+    """The class map, the thumbnail map and the image grid, each as PNG and PDF, into ``out_dir``.
+
+    ``colour_by``: (column name, its values (N,)) -- the map is drawn twice, by class and by that column.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [
-        plot_map(coords, labels, class_names, out_dir / f"map.{ext}", title=title, small_class_fraction=0.02)
-        for ext in ("png", "pdf")
-    ]
+    if colour_by is None:
+        paths = [
+            plot_map(coords, labels, class_names, out_dir / f"map.{ext}", title=title, small_class_fraction=0.02)
+            for ext in ("png", "pdf")
+        ]
+    else:
+        column, values = colour_by
+        panels = [
+            (f"{title}\nby class", colouring(labels, list(class_names))),
+            (f"{title}\nby {column}", colouring(values)),
+        ]
+        paths = [plot_coloured_maps(coords, panels, out_dir / f"map.{ext}") for ext in ("png", "pdf")]
     paths += thumbnail_map(coords, labels, class_names, images, out_dir / "map_thumbnails")
     grid_paths, _ = grid_map(coords, labels, class_names, images, out_dir / "map_grid")
     return paths + grid_paths

@@ -11,13 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from medviz.data.image_arrays import ImageArrays  # noqa: E402
+from medviz.maps.colouring import Colouring, class_colours, colouring, plot_coloured_maps  # noqa: E402
 from medviz.text import plot_text  # noqa: E402
-
-
-def class_colours(n_classes: int) -> list[tuple[float, float, float, float]]:
-    """One RGBA colour per class, in class order: tab10 up to 10 classes, tab20 beyond."""
-    cmap = plt.get_cmap("tab10" if n_classes <= 10 else "tab20")
-    return [cmap(slot % cmap.N) for slot in range(n_classes)]
 
 
 def grouped_palette(
@@ -168,8 +163,24 @@ def _draw_panel(ax, coords: np.ndarray, colours: np.ndarray, title: str, metrics
 
 
 def save_map_figure(run_dir: Path, coords: np.ndarray, data: ImageArrays, label: str, metrics: dict) -> Path:
-    """``map.png`` in ``run_dir``: the map coloured by class, titled with ``label``, kNN accuracy and silhouette."""
+    """``map.png`` in ``run_dir``: the map coloured by class, titled with ``label``, kNN accuracy and
+    silhouette; with a technical batch column, a second panel coloured by batch, titled with how
+    well the map mixes batches (batch kNN against chance, iLISI)."""
     parts = [label]
     if "knn_accuracy" in metrics:
         parts.append(f"kNN {metrics['knn_accuracy']:.3f}, silhouette {metrics['silhouette']:.3f}")
-    return plot_map(coords, data.labels, data.class_names, run_dir / "map.png", title="\n".join(parts))
+    batches = data.batches()
+    if batches is None:
+        return plot_map(coords, data.labels, data.class_names, run_dir / "map.png", title="\n".join(parts))
+    codes, names = batches
+    panels: list[tuple[str, Colouring]] = [
+        ("\n".join([*parts[:1], "by class", *parts[1:]]), colouring(data.labels, list(data.class_names)))
+    ]
+    said = f"by {data.batch_column} (technical batch)"
+    if "batch_ilisi" in metrics:
+        said += (
+            f"\nbatch kNN {metrics['batch_knn_accuracy']:.3f} (chance {metrics['batch_knn_chance']:.3f}), "
+            f"iLISI {metrics['batch_ilisi']:.3f}"
+        )
+    panels.append((f"{label}\n{said}", colouring(codes, list(names))))
+    return plot_coloured_maps(coords, panels, run_dir / "map.png")

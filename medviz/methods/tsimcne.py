@@ -86,6 +86,11 @@ class TSimCNE(ContrastiveMethod):
         super().log_step(parts, batch_size)
         self.log("train/stage", float(self.current_stage + 1), prog_bar=True, batch_size=batch_size)
 
+    def high_dim_output(self, features: torch.Tensor) -> torch.Tensor:
+        """Backbone features (B, D) -> the 128-D output of stage 1 (B, 128) (paper §3: the SimCLR-like
+        stage the 2-D map is fine-tuned from); batch metrics and export report it beside the map."""
+        return self.head(features, "high")
+
     def map_of_features(self, features: torch.Tensor) -> torch.Tensor:
         """Backbone features (B, D) -> map coordinates (B, 2): the 2-D output, or the first two
         dimensions of the annealed one."""

@@ -7,6 +7,7 @@ one with the same ones, so both see exactly the same images and network.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from medviz.data.image_arrays import ImageArrays, ImageStats
 from medviz.data.prepare.channels import configure_channels
 from medviz.data.prepare.memory import in_memory_if_it_fits, ram_budget
+from medviz.data.prepare.metadata import MetadataOptions, attach_metadata
 from medviz.data.prepare.qc_inject import inject
 from medviz.data.prepare.subset import select_rows, stratified_subset
 from medviz.errors import ConfigError, MedvizError
@@ -22,6 +24,7 @@ from medviz.instantiate import build
 from medviz.methods.base import ContrastiveMethod
 from medviz.models.preprocess import Preprocess
 from medviz.runs.config import load_run_config, saved_config
+from medviz.runs.files import load_metadata
 from medviz.runtime import uses_gpu
 
 log = logging.getLogger("medviz")
@@ -45,6 +48,7 @@ def build_data(cfg: DictConfig) -> ImageArrays:
     )
     if not data.scale().is_byte_range():
         data.border_colour()  # of the whole source, as the sources that cache it (8-bit) do
+    data = attach_metadata(data, metadata_options(options), root=options.get("path"))
     if cfg.dataset.get("n_images") is not None:
         data = stratified_subset(data, int(cfg.dataset.n_images), seed=int(cfg.dataset.get("subset_seed", 0)))
     data = in_memory_if_it_fits(data, ram_budget(cfg.get("speed", {}).get("ram_budget", "auto")))
@@ -54,6 +58,18 @@ def build_data(cfg: DictConfig) -> ImageArrays:
         f"classes: {counts}"
     )
     return data
+
+
+def metadata_options(dataset: DictConfig) -> MetadataOptions:
+    """The metadata settings of a ``dataset`` config (run folders written before they existed: none)."""
+    return MetadataOptions(
+        table=dataset.get("metadata"),
+        key=dataset.get("metadata_key"),
+        platemap=dataset.get("platemap"),
+        label=dataset.get("label"),
+        batch=dataset.get("batch"),
+        drop_missing=bool(dataset.get("drop_missing", False)),
+    )
 
 
 def build_run_data(cfg: DictConfig) -> tuple[ImageArrays, np.ndarray | None]:
@@ -135,6 +151,9 @@ def open_finished_run(run_dir: Path) -> tuple[dict[str, np.ndarray], ImageArrays
             injected = None if injected is None else injected[rows]
     if len(data) != len(arrays["embedding"]):
         raise ConfigError(f"the dataset now has {len(data)} images but the map has {len(arrays['embedding'])}")
+    kept = load_metadata(run_dir, len(data))
+    if kept is not None:  # the table the run trained on, never the dataset's current one
+        data = replace(data, metadata=kept)
     return arrays, data, injected
 
 

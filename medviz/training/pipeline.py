@@ -16,13 +16,21 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from medviz.data.datamodule import ArrayDataModule
 from medviz.errors import ConfigError
-from medviz.evaluation.map_metrics import map_metrics, pixel_tsne_metrics
+from medviz.evaluation.batch_mixing import MAX_POINTS
+from medviz.evaluation.map_metrics import batch_metrics, map_metrics, pixel_tsne_metrics
 from medviz.evaluation.tsne import feature_tsne
 from medviz.maps.plots import save_map_figure
 from medviz.maps.qc import find_groups, recall
 from medviz.maps.qc_report import write_report
 from medviz.methods.base import ContrastiveMethod
-from medviz.runs.files import save_embedding, save_features, write_metrics
+from medviz.runs.files import (
+    record_metadata,
+    save_embedding,
+    save_features,
+    save_outputs,
+    save_points_table,
+    write_metrics,
+)
 from medviz.runs.rebuild import build_method, build_run_data
 from medviz.runtime import loader_workers, peak_memory
 from medviz.training.build import build_loggers, build_trainer, snapshot_callback, warn_if_slow_on_cpu
@@ -130,6 +138,8 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
     Returns {} off rank 0 under DDP.
     """
     data, injected = build_run_data(cfg)
+    if first_process():
+        record_metadata(run_dir, data, resuming=checkpoint is not None)
     if injected is not None:
         np.save(run_dir / "qc_injected.npy", injected)
     datamodule = ArrayDataModule(
@@ -161,11 +171,13 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
     result = predict(module, datamodule)
     if module.has_map:
         coords = result["embedding"]
+        save_outputs(run_dir, result, data)
     else:  # SimCLR / BYOL: keep the 512-D features, and map them with t-SNE (paper's baselines)
         save_features(run_dir, result["features"], data, result["index"])
         log.info(f"t-SNE of the {result['features'].shape[1]}-D features for the map (openTSNE defaults)")
         coords = feature_tsne(result["features"], seed=cfg.seed)
     save_embedding(run_dir, coords, data, result["index"])
+    save_points_table(run_dir, coords, data)
     if data.split is not None:  # official split of each image, for linear evaluation (Table 5)
         np.save(run_dir / "split.npy", data.split.astype(str))
     metrics = {
@@ -190,6 +202,16 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
         metrics["qc_recall"] = recall(groups, injected)
         write_report(run_dir / "qc", coords, data.labels, list(data.class_names), shown, groups, injected)
         log.info(f"quality control: {metrics['qc_recall']:.0%} of the planted images flagged; see {run_dir / 'qc'}")
+    metrics.update(
+        batch_metrics(
+            coords,
+            result.get("high", result["features"]),
+            data,
+            k=cfg.eval.knn_k,
+            seed=cfg.seed,
+            max_points=int(cfg.eval.get("batch_metrics_points", MAX_POINTS)),
+        )
+    )
     metrics.update(peak_memory())
     write_metrics(run_dir, metrics)
     label = f"{data.name} · {cfg.method.name} · aug={cfg.aug.name} · seed {cfg.seed}"
@@ -205,6 +227,7 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
         data.class_names,
         max_rows=cfg.eval.table_size,
         seed=cfg.seed,
+        metadata=data.metadata,
     )
     return metrics
 

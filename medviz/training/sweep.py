@@ -33,7 +33,16 @@ from medviz.text import markdown_cell, spreadsheet_cell
 log = logging.getLogger("medviz")
 
 #: Metrics shown first in the summary, in this order; any other numeric metric follows.
-_MAIN_METRICS = ("knn_accuracy", "silhouette", "pixel_tsne_knn_accuracy", "pixel_tsne_silhouette", "train_minutes")
+_MAIN_METRICS = (
+    "knn_accuracy",
+    "silhouette",
+    "scib_total",
+    "batch_ilisi",
+    "batch_knn_accuracy",
+    "pixel_tsne_knn_accuracy",
+    "pixel_tsne_silhouette",
+    "train_minutes",
+)
 
 
 def sweep_name() -> str | None:

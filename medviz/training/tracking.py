@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 from medviz.errors import ConfigError
@@ -83,8 +84,10 @@ def log_embedding_table(
     class_names: Sequence[str],
     max_rows: int,
     seed: int,
+    metadata: pd.DataFrame | None = None,
 ) -> None:
-    """The map as a ``wandb.Table`` (index, x, y, label, class, thumbnail) to explore in the W&B UI.
+    """The map as a ``wandb.Table`` (index, x, y, label, class, thumbnail, then every metadata column)
+    to explore, colour and filter in the W&B UI.
 
     Args:
         coords: (N, 2) map coordinates in dataset order.
@@ -92,6 +95,7 @@ def log_embedding_table(
             sampled rows are read and composited.
         labels: (N,) class indices, -1 where unlabelled.
         max_rows: at most this many points, a seeded random sample (each row uploads one image).
+        metadata: the run's metadata (N rows): numbers stay numbers, everything else is text.
     """
     targets = wandb_loggers(loggers)
     if not targets:
@@ -101,14 +105,27 @@ def log_embedding_table(
     rows = np.arange(len(coords))
     if len(rows) > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
-    table = wandb.Table(columns=["index", "x", "y", "label", "class", "image"])
+    base = ["index", "x", "y", "label", "class", "image"]
+    extra = [] if metadata is None else [c for c in metadata.columns if c not in base]
+    table = wandb.Table(columns=[*base, *extra])
     images = dict(zip(rows.tolist(), thumbnails(rows), strict=True))
-    for i in rows.tolist():
+    values = {column: [_cell(v) for v in metadata[column].iloc[rows]] for column in extra}
+    for n, i in enumerate(rows.tolist()):
         label = int(labels[i])
         name = class_names[label] if label >= 0 else "unlabelled"
-        table.add_data(int(i), float(coords[i, 0]), float(coords[i, 1]), label, name, wandb.Image(images[i]))
+        cells = [values[column][n] for column in extra]
+        table.add_data(int(i), float(coords[i, 0]), float(coords[i, 1]), label, name, wandb.Image(images[i]), *cells)
     for logger in targets:
         logger.experiment.log({"map/embedding": table})
+
+
+def _cell(value: object) -> object:
+    """A metadata value for a W&B table: numbers as numbers, missing as None, anything else as text."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return value.item() if isinstance(value, np.generic) else value
+    return str(value)
 
 
 def close_loggers(loggers: Sequence[Logger], failed: bool) -> None:

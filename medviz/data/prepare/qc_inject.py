@@ -43,6 +43,10 @@ def inject_duplicates(data: ImageArrays, count: int, seed: int) -> tuple[ImageAr
         labels=np.concatenate([data.labels, np.full(count, data.labels[source])]),
         split=None if data.split is None else np.concatenate([data.split, np.full(count, data.split[source])]),
         files=None if data.files is None else [*data.files, *[data.files[source]] * count],
+        # a planted copy carries its source's metadata (same plate, same treatment)
+        metadata=None
+        if data.metadata is None
+        else data.metadata.iloc[np.r_[np.arange(len(data)), np.full(count, source)]].reset_index(drop=True),
         border_rgb=None,
     )
     return grown, injected

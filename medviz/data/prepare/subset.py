@@ -70,11 +70,12 @@ def stratified_subset(data: ImageArrays, n_images: int, seed: int = 0) -> ImageA
 
 
 def select_rows(data: ImageArrays, rows: np.ndarray) -> ImageArrays:
-    """``data``'s images ``rows`` (int (n,)) in that order, with their labels, splits and files."""
+    """``data``'s images ``rows`` (int (n,)) in that order, with their labels, splits, files and metadata."""
     return replace(
         data,
         images=gather(data.images, rows),  # read by offset when the images stream from a store
         labels=data.labels[rows],
         split=None if data.split is None else data.split[rows],
         files=None if data.files is None else [data.files[i] for i in rows],
+        metadata=None if data.metadata is None else data.metadata.iloc[rows].reset_index(drop=True),
     )

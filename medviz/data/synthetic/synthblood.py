@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medviz.data.image_arrays import ImageArrays
+from medviz.data.synthetic.batches import BATCH_COLUMN, plant_batches
 from medviz.errors import ConfigError
 
 #: BloodMNIST's class names, in its label order.
@@ -181,12 +182,26 @@ def make_synthblood(
     return images, labels
 
 
-def load_synthblood(n_images: int = 4000, seed: int = 0, size: int = 28) -> ImageArrays:
-    """The built-in dataset as :class:`ImageArrays` (the target of ``dataset=synthblood``)."""
+def load_synthblood(
+    n_images: int = 4000, seed: int = 0, size: int = 28, batches: int = 0, batch_strength: float = 0.5
+) -> ImageArrays:
+    """The built-in dataset as :class:`ImageArrays` (the target of ``dataset=synthblood``); with
+    ``batches`` > 0, split into that many technical batches with planted stain and focus effects
+    (:mod:`medviz.data.synthetic.batches`; metadata column ``batch``)."""
     if n_images < 1 or size < 8:
         raise ConfigError(
             f"synthblood needs dataset.source.n_images >= 1 and dataset.source.size >= 8 "
             f"(got n_images={n_images}, size={size}); the default is 10000 images of 28x28."
         )
     images, labels = make_synthblood(n_images=n_images, seed=seed, size=size)
-    return ImageArrays(images=images, labels=labels, class_names=CLASS_NAMES, name="synthblood")
+    if not batches:
+        return ImageArrays(images=images, labels=labels, class_names=CLASS_NAMES, name="synthblood")
+    images, metadata = plant_batches(images, batches, batch_strength, seed, stain=True)
+    return ImageArrays(
+        images=images,
+        labels=labels,
+        class_names=CLASS_NAMES,
+        name="synthblood",
+        metadata=metadata,
+        batch_column=BATCH_COLUMN,
+    )

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from medviz.data.image_arrays import ImageArrays
+from medviz.data.synthetic.batches import BATCH_COLUMN, plant_batches
 
 CLASSES = (
     "normal",
@@ -137,8 +138,12 @@ def camera(signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.round(counts), 0, 65535).astype(np.uint16)
 
 
-def load_synthcells(n_images: int = 2100, size: int = 32, seed: int = 0) -> ImageArrays:
-    """``n_images`` synthetic cells, an equal share of each of the 7 phenotypes, uint16 (N, size, size, 5)."""
+def load_synthcells(
+    n_images: int = 2100, size: int = 32, seed: int = 0, batches: int = 0, batch_strength: float = 0.5
+) -> ImageArrays:
+    """``n_images`` synthetic cells, an equal share of each of the 7 phenotypes, uint16 (N, size, size, 5);
+    with ``batches`` > 0, split into that many technical batches with planted gain, offset,
+    bleed-through and focus effects (:mod:`medviz.data.synthetic.batches`; metadata column ``batch``)."""
     if n_images < len(CLASSES):
         raise ValueError(f"synthcells needs at least {len(CLASSES)} images (one per phenotype), got {n_images}")
     rng = np.random.default_rng(seed)
@@ -147,12 +152,17 @@ def load_synthcells(n_images: int = 2100, size: int = 32, seed: int = 0) -> Imag
     images = np.empty((n_images, size, size, len(CHANNELS)), np.uint16)
     for i, label in enumerate(labels):
         images[i] = camera(render_cell(CLASSES[label], size, rng), rng)
+    metadata = None
+    if batches:
+        images, metadata = plant_batches(images, batches, batch_strength, seed, stain=False)
     return ImageArrays(
         images=images,
         labels=labels.astype(np.int64),
         class_names=CLASSES,
         name="synthcells",
         channel_names=CHANNELS,
+        metadata=metadata,
+        batch_column=BATCH_COLUMN if batches else None,
     )
 
 
