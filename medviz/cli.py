@@ -156,6 +156,7 @@ def _figures(args: argparse.Namespace) -> None:
         out,
         _titled(data.name, data.channel_legend()),
         colour_by=colour_by,
+        channel_legend=data.channel_legend(),
     )
     print("\n".join(str(p) for p in paths))
 

@@ -18,6 +18,7 @@ from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
 
 from medviz.maps.colouring import colouring, plot_coloured_maps  # noqa: E402
 from medviz.maps.plots import grouped_palette, plot_map  # noqa: E402
+from medviz.text import plot_text  # noqa: E402
 
 
 def save_both(fig: plt.Figure, stem: Path) -> list[Path]:
@@ -47,14 +48,17 @@ def thumbnail_map(
     stem: Path,
     n_thumbnails: int = 12,
     seed: int = 0,
+    channel_legend: str = "",
 ) -> list[Path]:
-    """The map with image thumbnails around it, each linked to its point (paper Fig. 4).
+    """The map with image thumbnails around it, each linked to its point (paper Fig. 4), with a legend
+    of the classes (the frames' colours) and, for multi-channel images, which colour shows which channel.
 
     Args:
         coords: (N, 2) map; labels: (N,) classes (-1 unlabelled); images: uint8 (N, H, W, 3).
         n_thumbnails: how many points get a thumbnail (spread over the map).
+        channel_legend: e.g. "DNA green, Mito magenta" ('' for RGB images).
     """
-    colours, _ = grouped_palette(labels, class_names, 0.02)
+    colours, legend = grouped_palette(labels, class_names, 0.02)
     fig, ax = plt.subplots(figsize=(8, 8))
     size = float(np.clip(8000 / max(len(coords), 1), 0.3, 12))
     ax.scatter(coords[:, 0], coords[:, 1], c=colours, s=size, linewidths=0, rasterized=True)
@@ -80,7 +84,25 @@ def thumbnail_map(
     ax.set_ylim(centre[1] - reach * 1.5, centre[1] + reach * 1.5)
     ax.set_aspect("equal")
     ax.axis("off")
+    _legends(fig, legend, channel_legend)
     return save_both(fig, stem)
+
+
+def _legends(fig: plt.Figure, legend: list, channel_legend: str) -> None:
+    """The classes' colours below a figure, and the channels' colours under them; names drawn as written."""
+    if legend:
+        handles = [plt.Line2D([], [], marker="s", linestyle="", color=colour, markersize=8) for _, colour in legend]
+        fig.legend(
+            handles,
+            [plot_text(name) for name, _ in legend],
+            loc="lower center",
+            ncol=min(len(legend), 4),
+            frameon=False,
+            fontsize=8,
+            bbox_to_anchor=(0.5, -0.02),
+        )
+    if channel_legend:
+        fig.text(0.5, -0.06, plot_text(f"channels: {channel_legend}"), ha="center", fontsize=8)
 
 
 def grid_cells(coords: np.ndarray, grid: int, min_points: int) -> list[tuple[int, int, int]]:
@@ -108,11 +130,12 @@ def grid_map(
     stem: Path,
     grid: int = 10,
     min_points: int = 5,
+    channel_legend: str = "",
 ) -> tuple[list[Path], int]:
     """A ``grid`` x ``grid`` layout over the map: in each square with enough points, the image
-    nearest its centre, framed in its class colour (paper Fig. 5b). Returns the paths and the
-    number of images drawn."""
-    colours, _ = grouped_palette(labels, class_names, 0.02)
+    nearest its centre, framed in its class colour (paper Fig. 5b), with the legends of
+    :func:`thumbnail_map`. Returns the paths and the number of images drawn."""
+    colours, legend = grouped_palette(labels, class_names, 0.02)
     cells = grid_cells(coords, grid, min_points)
     fig, axes = plt.subplots(grid, grid, figsize=(grid, grid))
     for ax in axes.ravel():
@@ -128,6 +151,7 @@ def grid_map(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    _legends(fig, legend, channel_legend)
     return save_both(fig, stem), len(cells)
 
 
@@ -139,6 +163,7 @@ def all_figures(
     out_dir: Path,
     title: str,
     colour_by: tuple[str, pd.Series] | None = None,
+    channel_legend: str = "",
 ) -> list[Path]:
     """The class map, the thumbnail map and the image grid, each as PNG and PDF, into ``out_dir``.
 
@@ -157,6 +182,8 @@ def all_figures(
             (f"{title}\nby {column}", colouring(values)),
         ]
         paths = [plot_coloured_maps(coords, panels, out_dir / f"map.{ext}") for ext in ("png", "pdf")]
-    paths += thumbnail_map(coords, labels, class_names, images, out_dir / "map_thumbnails")
-    grid_paths, _ = grid_map(coords, labels, class_names, images, out_dir / "map_grid")
+    paths += thumbnail_map(
+        coords, labels, class_names, images, out_dir / "map_thumbnails", channel_legend=channel_legend
+    )
+    grid_paths, _ = grid_map(coords, labels, class_names, images, out_dir / "map_grid", channel_legend=channel_legend)
     return paths + grid_paths

@@ -148,3 +148,38 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
 
     with pytest.raises(DataError, match="weights file .*nothere.pth not found"):
         build_resnet("resnet18", str(tmp_path / "nothere.pth"))
+
+
+def test_a_batch_against_biology_table_for_runs_that_measured_batches(sweep, tmp_path):
+    from medviz.evaluation.tables import write_batch_table
+
+    batch = {"batch_knn_chance": 0.5, "graph_connectivity": 1.0, "batch_asw": 0.9, "batch_kbet": 0.8, "clisi": 1.0}
+    for seed, (ilisi, knn) in enumerate([(0.70, 0.60), (0.80, 0.55)]):
+        fake_run(
+            sweep,
+            "tsimcne",
+            "default",
+            "synthblood",
+            seed,
+            knn_accuracy=0.9,
+            silhouette=0.3,
+            batch_ilisi=ilisi,
+            batch_knn_accuracy=knn,
+            scib_total=0.8,
+            **batch,
+        )
+    runs = [load_run(d) for d in find_run_dirs([sweep])]
+    path = write_batch_table(runs, tmp_path)
+    lines = path.read_text().splitlines()
+    (row,) = [line for line in lines if "synthblood" in line]  # runs without batches are not in it
+    assert row.startswith(
+        "| tsimcne | default | synthblood | 2 | 0.90 ± 0.00 | 0.30 ± 0.00 | 1.00 ± 0.00 | 0.57 ± 0.04 |"
+    )
+    assert "| 0.50 ± 0.00 | 0.75 ± 0.07 |" in row  # batch kNN beside its chance, then iLISI
+    assert (
+        (tmp_path / "batch_vs_biology.csv")
+        .read_text()
+        .splitlines()[0]
+        .startswith("method,aug,dataset,runs,kNN (class)")
+    )
+    assert write_batch_table([r for r in runs if r.dataset != "synthblood"], tmp_path / "none") is None

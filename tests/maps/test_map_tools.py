@@ -193,3 +193,23 @@ def test_class_names_with_mathtext_markup_and_pipes_train_map_and_report_as_writ
             assert line.count(" | ") == 7  # eight columns, however the class is named
     done = medviz("figures", "--run", str(run))
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_thumbnail_and_grid_figures_carry_class_and_channel_legends(tmp_path, monkeypatch):
+    from medviz.maps import figures
+
+    captured = []
+    monkeypatch.setattr(figures, "save_both", lambda fig, stem: captured.append(fig) or [stem])
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(200, 2))
+    labels = rng.integers(0, 2, 200)
+    images = rng.integers(0, 256, (200, 16, 16, 3), dtype=np.uint8)
+    names = ["a$\\frac$", "b|c"]
+    figures.thumbnail_map(coords, labels, names, images, tmp_path / "t", channel_legend="DNA green, Mito magenta")
+    figures.grid_map(coords, labels, names, images, tmp_path / "g", grid=3, min_points=1, channel_legend="")
+    for fig, channels in zip(captured, (True, False), strict=True):
+        (legend,) = fig.legends
+        shown = [t.get_text().replace("\\$", "$").rsplit(" (", 1)[0] for t in legend.get_texts()]
+        assert shown == names  # each class as written, with its colour
+        texts = [t.get_text() for t in fig.texts]
+        assert (texts == ["channels: DNA green, Mito magenta"]) == channels

@@ -31,7 +31,8 @@ TINY_STAGES = [*TINY, "schedule.epochs=[1,1,1]", "schedule.warmup_epochs=[0,0,0]
 def wandb_run(tmp_path_factory):
     """A tiny 3-stage run logged to CSV and to W&B in offline mode (conftest sets WANDB_MODE=offline)."""
     run_dir = tmp_path_factory.mktemp("wandb_run")
-    cfg = compose_config([*TINY_STAGES, "logger=[csv,wandb]", "seed=3", "aug=rot90"], run_dir=run_dir)
+    settings = [*TINY_STAGES, "logger=[csv,wandb]", "seed=3", "aug=rot90", "dataset.batches=2"]
+    cfg = compose_config(settings, run_dir=run_dir)
     metrics = train(cfg)
     (offline,) = offline_run_dirs(run_dir)
     return run_dir, offline, read_records(offline), metrics
@@ -59,7 +60,7 @@ def test_wandb_logs_steps_snapshots_images_and_table(wandb_run):
     keys = history_keys(records)
     per_step = {"train/loss", "train/alignment", "train/uniformity", "train/lr", "train/stage"}
     per_snapshot = {"map/knn_accuracy", "map/silhouette", "map/spread", "time/train_minutes"}
-    final = {"final/knn_accuracy", "final/silhouette", "final/train_minutes"}
+    final = {"final/knn_accuracy", "final/silhouette", "final/train_minutes", "final/batch_ilisi", "final/scib_total"}
     assert per_step | per_snapshot | final <= keys
     assert media_types(records) == {
         "map/image": "images/separated",  # the subset's map at each stage end
@@ -74,9 +75,10 @@ def test_wandb_logs_steps_snapshots_images_and_table(wandb_run):
 
     (table_file,) = (offline / "files" / "media" / "table").rglob("*.table.json")
     table = json.loads(table_file.read_text())
-    assert table["columns"] == ["index", "x", "y", "label", "class", "image"]
+    assert table["columns"] == ["index", "x", "y", "label", "class", "image", "batch"]  # with the metadata
     assert len(table["data"]) == metrics["n_images"] == 96
-    index, x, y, label, name, _ = table["data"][0]
+    assert {row[-1] for row in table["data"]} == {"batch1", "batch2"}
+    index, x, y, label, name, _, _ = table["data"][0]
     assert index == 0 and isinstance(x, float) and isinstance(y, float) and 0 <= label < 8 and isinstance(name, str)
 
 
