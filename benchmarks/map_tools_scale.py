@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from benchmarks.common import header
 from benchmarks.explorer_draw import chromium_timings
@@ -65,6 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--skip-silhouette", action="store_true", help="leave out the silhouette (the longest step)")
+    parser.add_argument("--metadata-columns", type=int, default=10, help="metadata columns of the explorer's map")
+    parser.add_argument("--explorer-only", action="store_true", help="only the explorer, without and with metadata")
     args = parser.parse_args()
     header(f"map tools on {args.points:,} points")
     coords, labels, planted = planted_map(args.points)
@@ -73,6 +76,9 @@ def main() -> None:
     class_names = [f"class{k}" for k in range(10)]
     names = [f"class{label}/cell{i:07d}.png" for i, label in enumerate(labels.tolist())]
     out = Path(tempfile.mkdtemp())
+    if args.explorer_only:
+        explorer_timings(out, coords, labels, class_names, images, names, args.metadata_columns)
+        return
     timed("kNN accuracy (k=15, 10 % test)", lambda: knn_accuracy(coords, labels))
     if not args.skip_silhouette:
         timed("silhouette (every point)", lambda: silhouette_score(coords, labels))
@@ -97,17 +103,42 @@ def main() -> None:
     )
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 2**20:.1f} MiB" for p in figures)
     print(f"   {sizes}")
-    path = timed(
-        "explorer: write (5,000 thumbnails, all names)",
-        lambda: write_explorer(out / "explorer.html", coords, labels, class_names, images, names),
-    )
-    print(f"   file size {path.stat().st_size / 2**20:.1f} MiB")
     print(f"peak RSS of the tools: {peak_memory()['peak_rss_mib']:,.0f} MiB")
-    load_s, draws = chromium_timings(path)
-    print(
-        f"explorer in headless Chromium: ready after {load_s:.1f} s; redraw after a zoom step: median "
-        f"{np.median(draws):.0f} ms, max {max(draws):.0f} ms (10 steps)"
-    )
+    explorer_timings(out, coords, labels, class_names, images, names, args.metadata_columns)
+
+
+def metadata_table(n: int, columns: int, seed: int = 2) -> pd.DataFrame:
+    """``columns`` metadata columns for ``n`` points: half text (plates, wells, treatments ...), half numbers."""
+    rng = np.random.default_rng(seed)
+    table = {}
+    for c in range(columns):
+        if c % 2 == 0:
+            values = np.array([f"value{v:03d}" for v in range(10 * (c + 1))])
+            table[f"Metadata_text{c}"] = pd.Categorical(values[rng.integers(0, len(values), n)])
+        else:
+            table[f"Metadata_number{c}"] = rng.normal(0, 1, n).astype(np.float32)
+    return pd.DataFrame(table)
+
+
+def explorer_timings(out: Path, coords, labels, class_names, images, names, metadata_columns: int) -> None:
+    """The explorer without and with ``metadata_columns`` columns: file size, load and redraw in Chromium."""
+    runs = [
+        ("no metadata", None),
+        (f"{metadata_columns} metadata columns", metadata_table(len(coords), metadata_columns)),
+    ]
+    for title, metadata in runs:
+        path = timed(
+            f"explorer, {title}: write",
+            lambda metadata=metadata: write_explorer(
+                out / "explorer.html", coords, labels, class_names, images, names, metadata=metadata
+            ),
+        )
+        print(f"   file size {path.stat().st_size / 2**20:.1f} MiB")
+        load_s, draws = chromium_timings(path)
+        print(
+            f"explorer, {title}, in headless Chromium: ready after {load_s:.1f} s; redraw after a zoom step: "
+            f"median {np.median(draws):.0f} ms, max {max(draws):.0f} ms (10 steps)"
+        )
 
 
 if __name__ == "__main__":
