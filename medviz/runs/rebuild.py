@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from medviz.data.image_arrays import ImageArrays, ImageStats
 from medviz.data.prepare.channels import configure_channels
 from medviz.data.prepare.memory import in_memory_if_it_fits, ram_budget
-from medviz.data.prepare.metadata import MetadataOptions, attach_metadata
+from medviz.data.prepare.metadata import MetadataOptions, attach_metadata, describe_batches
 from medviz.data.prepare.qc_inject import inject
 from medviz.data.prepare.subset import select_rows, stratified_subset
 from medviz.errors import ConfigError, MedvizError
@@ -49,6 +49,9 @@ def build_data(cfg: DictConfig) -> ImageArrays:
     if not data.scale().is_byte_range():
         data.border_colour()  # of the whole source, as the sources that cache it (8-bit) do
     data = attach_metadata(data, metadata_options(options), root=options.get("path"))
+    said = describe_batches(data)
+    if said:
+        log.info(said)
     if cfg.dataset.get("n_images") is not None:
         data = stratified_subset(data, int(cfg.dataset.n_images), seed=int(cfg.dataset.get("subset_seed", 0)))
     data = in_memory_if_it_fits(data, ram_budget(cfg.get("speed", {}).get("ram_budget", "auto")))

@@ -102,11 +102,18 @@ def attach_metadata(data: ImageArrays, options: MetadataOptions, root: Path | No
         data = labels_from_column(data, options.label)
     if options.batch is not None:
         data = replace(data, batch_column=options.batch)
-        counts = data.metadata[options.batch].value_counts(sort=False)
-        log.info(
-            f"technical batches from column {options.batch}: " + ", ".join(f"{name} {n}" for name, n in counts.items())
-        )
     return data
+
+
+def describe_batches(data: ImageArrays) -> str | None:
+    """One log line: the technical batch column and each batch's image count; None without one."""
+    batches = data.batches()
+    if batches is None:
+        return None
+    codes, names = batches
+    counts = np.bincount(codes, minlength=len(names))
+    listed = ", ".join(f"{name} {n}" for name, n in zip(names, counts, strict=True))
+    return f"technical batches from column {data.batch_column}: {listed}"
 
 
 def _join_table(current: pd.DataFrame, key_name: str, keys, options: MetadataOptions) -> pd.DataFrame:
