@@ -81,12 +81,27 @@ def test_the_slow_first_steps_are_not_what_is_timed(monkeypatch):
     assert all(p.requires_grad for p in module.backbone.parameters())  # stage 1 trains everything again
 
 
-def test_each_stage_is_timed_on_its_own_step():
-    module, _ = tiny_tsimcne()
-    timing = time_training_steps(module, (3, 28, 28), batch_size=32)
-    assert len(timing.stages) == 3
-    # stage 2 back-propagates into the 2-D layer only: cheaper than stages 1 and 3, which train all
-    assert timing.stages[1].typical < min(timing.stages[0].typical, timing.stages[2].typical)
+def test_each_stage_is_timed_on_its_own_step(monkeypatch):
+    module, _ = tiny_tsimcne("schedule.epochs=[4,2,3]")
+    clock = FakeClock()
+    monkeypatch.setattr(cpu_estimate, "time", clock)
+    seen = []
+    loss = module.compute_loss
+
+    def costed(view_a: torch.Tensor, view_b: torch.Tensor) -> dict:
+        # each stage's own cost on the fake clock: what is timed must be the stage the step ran in
+        seen.append(
+            (module.current_stage, module.stage.output, any(p.requires_grad for p in module.backbone.parameters()))
+        )
+        clock.now += {0: 0.010, 1: 0.004, 2: 0.008}[module.current_stage]
+        return loss(view_a, view_b)
+
+    monkeypatch.setattr(module, "compute_loss", costed)
+    timing = time_training_steps(module, (3, 28, 28), batch_size=32, warmup=1)
+    assert [stage.typical for stage in timing.stages] == pytest.approx([0.010 / 32, 0.004 / 32, 0.008 / 32])
+    # stage 2 trains the 2-D layer only; stages 1 and 3 train all, with 128-D and 2-D outputs
+    assert {(1, "2d", False), (0, "high", True), (2, "2d", True)} <= set(seen)
+    assert module.current_stage == 0 and all(p.requires_grad for p in module.backbone.parameters())
 
 
 def test_the_probe_times_the_run_s_stored_type():
