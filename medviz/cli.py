@@ -167,17 +167,10 @@ def _relative_names(data, run_dir: Path) -> list[str]:
         return [str(p) for p in data.metadata["path"]]
     if data.files is None:
         return []
+    from medviz.data.prepare.metadata import relative_paths
     from medviz.runs.config import load_run_config
 
-    root = load_run_config(run_dir).dataset.get("path")
-    base = Path(root).expanduser().resolve() if root else None
-    names = []
-    for file in data.files:
-        try:
-            names.append(Path(file).relative_to(base).as_posix() if base else str(file))
-        except ValueError:
-            names.append(str(file))
-    return names
+    return relative_paths(data.files, load_run_config(run_dir).dataset.get("path"))
 
 
 def _explore(args: argparse.Namespace) -> None:

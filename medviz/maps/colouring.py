@@ -87,9 +87,7 @@ def draw_coloured(ax: plt.Axes, coords: np.ndarray, colouring_: Colouring, title
     """One map panel on ``ax``: points in random order (no group painted over the others), a legend
     or colour bar to its right, the title drawn literally."""
     order = np.random.default_rng(0).permutation(len(coords))
-    scatter = ax.scatter(
-        coords[order, 0], coords[order, 1], c=colouring_.colours[order], s=size, linewidths=0, rasterized=True
-    )
+    ax.scatter(coords[order, 0], coords[order, 1], c=colouring_.colours[order], s=size, linewidths=0, rasterized=True)
     if colouring_.value_range is not None:
         low, high = colouring_.value_range
         mappable = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(low, high))
@@ -98,7 +96,6 @@ def draw_coloured(ax: plt.Axes, coords: np.ndarray, colouring_: Colouring, title
         handles = [ax.scatter([], [], color=colour, s=30) for _, colour in colouring_.legend]
         names = [plot_text(name) for name, _ in colouring_.legend]
         ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7)
-    del scatter
     ax.set_title(plot_text(title), fontsize=9)
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])

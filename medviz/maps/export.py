@@ -21,6 +21,7 @@ import yaml
 from matplotlib.colors import to_hex
 from omegaconf import OmegaConf
 
+from medviz.data.prepare.metadata import relative_paths
 from medviz.errors import ConfigError
 from medviz.maps.colouring import class_colours
 from medviz.runs.config import load_run_config
@@ -58,17 +59,7 @@ def run_table(run_dir: Path) -> tuple[pd.DataFrame, np.ndarray, dict]:
 
 
 def _keys(files: list[str] | None, root: str | None, n: int) -> dict[str, list]:
-    if files is None:
-        return {"index": list(range(n))}
-    base = Path(root).expanduser().resolve() if root else None
-    keys = []
-    for file in files:
-        path = Path(file)
-        try:
-            keys.append(path.relative_to(base).as_posix() if base else path.as_posix())
-        except ValueError:
-            keys.append(path.as_posix())
-    return {"path": keys}
+    return {"index": list(range(n))} if files is None else {"path": relative_paths(files, root)}
 
 
 def observation_names(table: pd.DataFrame) -> list[str]:

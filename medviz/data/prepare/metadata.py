@@ -62,15 +62,20 @@ class MetadataOptions:
 def image_keys(data: ImageArrays, root: Path | None) -> tuple[str, list[str] | np.ndarray]:
     """The key column's name and each image's key: relative paths for images from files, else row numbers."""
     if data.files is not None and root is not None:
-        base = Path(root).expanduser().resolve()
-        keys = []
-        for file in data.files:
-            try:
-                keys.append(Path(file).relative_to(base).as_posix())
-            except ValueError:
-                keys.append(Path(file).as_posix())  # an image outside dataset.path keeps its whole path
-        return PATH_KEY, keys
+        return PATH_KEY, relative_paths(data.files, root)
     return INDEX_KEY, np.arange(len(data), dtype=np.int64)
+
+
+def relative_paths(files, root: str | Path | None) -> list[str]:
+    """Each file's path relative to ``root`` with '/' (a file outside it, or no root: its whole path)."""
+    base = Path(root).expanduser().resolve() if root else None
+    paths = []
+    for file in files:
+        try:
+            paths.append(Path(file).relative_to(base).as_posix() if base else Path(file).as_posix())
+        except ValueError:
+            paths.append(Path(file).as_posix())
+    return paths
 
 
 def attach_metadata(data: ImageArrays, options: MetadataOptions, root: Path | None = None) -> ImageArrays:
