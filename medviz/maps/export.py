@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +126,7 @@ def export_h5ad(run_dir: Path, out: Path | None = None, features: bool = True) -
     if metrics.is_file():
         adata.uns["medviz_metrics"] = json.dumps(json.loads(metrics.read_text()))
     target = out or run_dir / "map.h5ad"
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = _temporary_beside(target)
     adata.write_h5ad(tmp)
     tmp.replace(target)
     return target
@@ -145,7 +146,13 @@ def export_parquet(run_dir: Path, out: Path | None = None, features: bool = True
         values = pd.DataFrame(backbone.astype(np.float32), columns=[f"medviz_{i}" for i in range(backbone.shape[1])])
         profile = pd.concat([profile.reset_index(drop=True), values], axis=1)
     target = out or run_dir / "profiles.parquet"
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = _temporary_beside(target)
     profile.to_parquet(tmp, index=False)
     tmp.replace(target)
     return target
+
+
+def _temporary_beside(target: Path) -> Path:
+    """A temporary file next to ``target`` that no other export writes at the same time (two exports of
+    one run at once each finish their own file; a killed one leaves a hidden ``.tmp``, never a half file)."""
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from medviz.data.image_arrays import ImageArrays, ImageStats
@@ -30,11 +31,13 @@ from medviz.runtime import uses_gpu
 log = logging.getLogger("medviz")
 
 
-def build_data(cfg: DictConfig) -> ImageArrays:
+def build_data(cfg: DictConfig, kept_metadata: pd.DataFrame | None = None) -> ImageArrays:
     """The dataset's images, with its intensity mapping and channel names and colours
     (``dataset.normalise`` ...); a class-stratified subset of them when ``dataset.n_images`` is set.
 
     The intensity mapping is the whole source's, like its border colour (paper §4).
+    ``kept_metadata``: a finished run's own table, joined instead of the dataset's current one
+    (images added since are left out, so the subset is drawn from the images the run saw).
     """
     data: ImageArrays = build(cfg.dataset.source, "dataset")
     options = cfg.dataset  # run folders written before these settings existed get the defaults
@@ -48,7 +51,7 @@ def build_data(cfg: DictConfig) -> ImageArrays:
     )
     if not data.scale().is_byte_range():
         data.border_colour()  # of the whole source, as the sources that cache it (8-bit) do
-    data = attach_metadata(data, metadata_options(options), root=options.get("path"))
+    data = attach_metadata(data, metadata_options(options, kept_metadata), root=options.get("path"))
     said = describe_batches(data)
     if said:
         log.info(said)
@@ -63,9 +66,11 @@ def build_data(cfg: DictConfig) -> ImageArrays:
     return data
 
 
-def metadata_options(dataset: DictConfig) -> MetadataOptions:
-    """The metadata settings of a ``dataset`` config (run folders written before they existed: none)."""
+def metadata_options(dataset: DictConfig, kept: pd.DataFrame | None = None) -> MetadataOptions:
+    """The metadata settings of a ``dataset`` config (run folders written before they existed: none);
+    ``kept``: a finished run's table, used instead of the files the config names."""
     return MetadataOptions(
+        kept=kept,
         table=dataset.get("metadata"),
         key=dataset.get("metadata_key"),
         platemap=dataset.get("platemap"),
@@ -75,13 +80,13 @@ def metadata_options(dataset: DictConfig) -> MetadataOptions:
     )
 
 
-def build_run_data(cfg: DictConfig) -> tuple[ImageArrays, np.ndarray | None]:
+def build_run_data(cfg: DictConfig, kept_metadata: pd.DataFrame | None = None) -> tuple[ImageArrays, np.ndarray | None]:
     """The run's images: the dataset, with the planted problems of ``qc.inject`` when set.
 
     Returns the data and the mask (N,) of planted images, or None. Seeded by ``seed``, so tools
     that read a finished run (figures, explorer, qc) rebuild exactly the images it trained on.
     """
-    data = build_data(cfg)
+    data = build_data(cfg, kept_metadata)
     qc = cfg.get("qc")
     if qc is None or not qc.inject:
         return data, None
@@ -145,7 +150,8 @@ def open_finished_run(run_dir: Path) -> tuple[dict[str, np.ndarray], ImageArrays
     cfg = load_run_config(run_dir)  # refuses what medviz would not build from a shared folder
     with np.load(run_dir / "embedding.npz") as saved:
         arrays = {key: saved[key] for key in saved.files}
-    data, injected = build_run_data(cfg)
+    kept = load_metadata(run_dir, len(arrays["embedding"]))  # the table the run trained on, never today's
+    data, injected = build_run_data(cfg, kept)
     if "files" in arrays and data.files is not None:
         rows = _rows_of(arrays["files"], [str(f) for f in data.files], run_dir)
         if rows is not None:
@@ -154,8 +160,7 @@ def open_finished_run(run_dir: Path) -> tuple[dict[str, np.ndarray], ImageArrays
             injected = None if injected is None else injected[rows]
     if len(data) != len(arrays["embedding"]):
         raise ConfigError(f"the dataset now has {len(data)} images but the map has {len(arrays['embedding'])}")
-    kept = load_metadata(run_dir, len(data))
-    if kept is not None:  # the table the run trained on, never the dataset's current one
+    if kept is not None:  # row for row with the points, planted duplicates included
         data = replace(data, metadata=kept)
     return arrays, data, injected
 

@@ -199,3 +199,18 @@ def test_the_config_keys_reach_the_data_and_a_subset_keeps_rows_and_metadata_tog
     keys = [f.relative_to(root).as_posix() for f in data.files]
     assert data.metadata["path"].tolist() == keys
     assert data.batch_column == "Metadata_Plate"
+    # the images grow and the table is edited: a finished run's own table gives the same subset back
+    kept = data.metadata
+    write_pngs(root, 10, start=20)
+    table.assign(treatment="edited").to_csv(tmp_path / "meta.csv", index=False)
+    again = build_data(cfg, kept_metadata=kept)
+    assert [f.relative_to(root).as_posix() for f in again.files] == keys
+    assert again.metadata["treatment"].tolist() == kept["treatment"].tolist()
+
+
+def test_a_kept_table_of_other_data_is_refused(tmp_path):
+    root, _ = folder_with_table(tmp_path)
+    data = load_folder(str(root), size=12)
+    other = pd.DataFrame({"index": range(12), "batch": ["x"] * 12})
+    with pytest.raises(DataError, match="has no column path"):
+        attach_metadata(data, MetadataOptions(kept=other), root=root)

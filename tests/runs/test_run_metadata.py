@@ -107,3 +107,54 @@ def test_figures_colour_by_a_column_and_qc_says_the_map_is_organised_by_batch(ti
     said = capsys.readouterr().out
     assert "batches: the map is organised by batch (a technical batch): kNN tells the batch of 100%" in said
     assert "organised by batch" in (run_dir / "qc" / "report.md").read_text()
+
+
+def test_a_streamed_run_keeps_its_rows_when_images_and_rows_are_added_later(tmp_path, monkeypatch, caplog):
+    """Streamed from the store, then the folder and table grow (the next ingest adds the new
+    images): the map tools and export still show the run's own images with the rows it trained on."""
+    import anndata
+
+    from medviz.cli import main as medviz_main
+
+    monkeypatch.setenv("MEDVIZ_CACHE", str(tmp_path / "cache"))
+    root = write_pngs(tmp_path / "cells", 24, classes=("a", "b", "c"))
+
+    def table_of(plate: str) -> pd.DataFrame:
+        paths = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+        plates = [plate, f"{plate}b"] * (len(paths) // 2) + [plate] * (len(paths) % 2)
+        return pd.DataFrame({"path": paths, "Metadata_Plate": plates, "Metadata_Site": range(len(paths))})
+
+    table_of("P1").to_csv(tmp_path / "meta.csv", index=False)
+    settings = [
+        *(o for o in TINY if not o.startswith("dataset.")),
+        "dataset=folder",
+        f"dataset.path={root}",
+        "dataset.size=12",
+        f"dataset.metadata={tmp_path / 'meta.csv'}",
+        "dataset.batch=Metadata_Plate",
+        "speed.ram_budget=1KiB",
+        "schedule.epochs=[1,1,1]",
+        "batch_size=8",
+    ]
+    cfg = compose_config(settings, run_dir=tmp_path / "run")
+    with caplog.at_level("INFO", logger="medviz"):
+        train(cfg)
+    assert "of images stream from" in caplog.text
+    run_dir = Path(cfg.run_dir)
+    trained = pd.read_parquet(run_dir / "metadata.parquet")
+    files = [str(f) for f in np.load(run_dir / "embedding.npz")["files"]]
+    assert trained["path"].tolist() == [Path(f).relative_to(root).as_posix() for f in files]
+
+    write_pngs(root, 6, start=24, classes=("a", "b", "c"))  # the store ingests only these next time
+    table_of("P2").to_csv(tmp_path / "meta.csv", index=False)  # every row edited, six added
+    _, data, _ = open_finished_run(run_dir)
+    assert [str(f) for f in data.files] == files
+    pd.testing.assert_frame_equal(data.metadata, trained)
+
+    write_pngs(root, 3, start=30, classes=("a", "b", "c"))  # images with no row at all
+    _, data, _ = open_finished_run(run_dir)
+    assert [str(f) for f in data.files] == files
+    medviz_main(["export", "--run", str(run_dir)])
+    adata = anndata.read_h5ad(run_dir / "map.h5ad")
+    assert adata.obs["path"].astype(str).tolist() == trained["path"].tolist()
+    assert set(adata.obs["Metadata_Plate"].astype(str)) == {"P1", "P1b"}

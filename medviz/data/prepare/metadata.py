@@ -45,6 +45,9 @@ class MetadataOptions:
         batch: the column that names each image's technical batch.
         drop_missing: images with no value in ``label`` or ``batch`` are dropped (and counted)
             instead of refused.
+        kept: the table a finished run trained on (its ``metadata.parquet``), used instead of
+            ``table`` and ``platemap``: a finished run is shown with the rows it trained on, whatever
+            the table says now, and images added to the dataset since (no row here) are left out.
     """
 
     table: str | None = None
@@ -53,10 +56,11 @@ class MetadataOptions:
     label: str | None = None
     batch: str | None = None
     drop_missing: bool = False
+    kept: pd.DataFrame | None = None
 
     @property
     def any(self) -> bool:
-        return any(v is not None for v in (self.table, self.platemap, self.label, self.batch))
+        return any(v is not None for v in (self.table, self.platemap, self.label, self.batch, self.kept))
 
 
 def image_keys(data: ImageArrays, root: Path | None) -> tuple[str, list[str] | np.ndarray]:
@@ -87,11 +91,14 @@ def attach_metadata(data: ImageArrays, options: MetadataOptions, root: Path | No
     if not options.any:
         return data
     key_name, keys = image_keys(data, root)
-    table = data.metadata.copy() if data.metadata is not None else pd.DataFrame({key_name: keys})
-    if options.table is not None:
-        table = _join_table(table, key_name, keys, options)
-    if options.platemap is not None:
-        table = _join_platemap(table, options.platemap, key_name)
+    if options.kept is not None:
+        data, table = _rows_kept(data, key_name, keys, options.kept)
+    else:
+        table = data.metadata.copy() if data.metadata is not None else pd.DataFrame({key_name: keys})
+        if options.table is not None:
+            table = _join_table(table, key_name, keys, options)
+        if options.platemap is not None:
+            table = _join_platemap(table, options.platemap, key_name)
     table = as_categories(table, keep=key_name)
     data = replace(data, metadata=table)
     wanted = [c for c in (options.label, options.batch) if c is not None]
@@ -119,6 +126,28 @@ def describe_batches(data: ImageArrays) -> str | None:
     counts = np.bincount(codes, minlength=len(names))
     listed = ", ".join(f"{name} {n}" for name, n in zip(names, counts, strict=True))
     return f"technical batches from column {data.batch_column}: {listed}"
+
+
+def _rows_kept(data: ImageArrays, key_name: str, keys, kept: pd.DataFrame) -> tuple[ImageArrays, pd.DataFrame]:
+    """The images that have a row in a finished run's table ``kept`` and their rows (one per image,
+    in the images' order). Planted duplicates (``qc.inject``) repeat their source's key: the first
+    row of each key is the image's own; the planting is done again after this."""
+    if key_name not in kept.columns:
+        raise DataError(
+            f"the run's metadata table has no column {key_name} (its columns: {shown_list(list(kept.columns), 10)}); "
+            "it was written for other data: train the run again"
+        )
+    own = kept.drop_duplicates(subset=key_name, keep="first")
+    own = own.set_index(pd.Index(own[key_name].to_numpy()))
+    present = pd.Index(keys).isin(own.index)
+    if not present.all():
+        log.info(
+            f"{int((~present).sum())} images of the dataset were not in this run (added since); the map shows "
+            "the images it trained on"
+        )
+        data = select_rows(data, np.flatnonzero(present))
+        keys = [k for k, here in zip(keys, present, strict=True) if here]
+    return data, own.loc[list(keys)].reset_index(drop=True)
 
 
 def _join_table(current: pd.DataFrame, key_name: str, keys, options: MetadataOptions) -> pd.DataFrame:
