@@ -100,6 +100,7 @@ def ingest(
     workers: int | None = None,
     commit_every: int = 2048,
     stat_new: Callable[[SourceItem], SourceItem] | None = None,
+    parallel_blocks: bool = False,
 ) -> IngestReport:
     """Bring the store at ``store_dir`` up to date with ``items`` (in the order new rows should take).
 
@@ -111,6 +112,9 @@ def ingest(
         stat_new: for items listed by name only (size and mtime unknown): only keys are compared
             (a file changed in place goes unseen), and each new item gets its size and mtime from
             this function before it is read.
+        parallel_blocks: items of ``count`` n (blocks) are decoded in the worker processes too (a
+            field of view and its crops: decoding is the work); otherwise blocks (slices of an
+            array file, a copy) are read one after another here.
     """
     start = time.perf_counter()
     try:
@@ -126,7 +130,9 @@ def ingest(
             if not (store_dir / "index.sqlite").is_file():
                 # A new index numbers generations from 1 again: nothing of an earlier index's content may stay.
                 remove_leftovers(store_dir, current_file=None, generation=None)
-            report = _ingest_locked(store_dir, items, reader, what, workers, commit_every, stat_new, start)
+            report = _ingest_locked(
+                store_dir, items, reader, what, workers, commit_every, stat_new, start, parallel_blocks
+            )
         finally:
             lock.release()
     for reports in _RECORDING:
@@ -143,6 +149,7 @@ def _ingest_locked(
     commit_every: int,
     stat_new: Callable[[SourceItem], SourceItem] | None,
     start: float,
+    parallel_blocks: bool = False,
 ) -> IngestReport:
     with StoreIndex(store_dir / "index.sqlite") as index:
         with paused_gc():
@@ -153,7 +160,9 @@ def _ingest_locked(
             fresh = [stat_new(item) for item in fresh]
         before = index.rows
         try:
-            added, unreadable = _add(store_dir, index, fresh, reader, what, workers or default_workers(), commit_every)
+            added, unreadable = _add(
+                store_dir, index, fresh, reader, what, workers or default_workers(), commit_every, parallel_blocks
+            )
         except KeyboardInterrupt:
             raise IngestInterrupted(what, store_dir, index.rows, index.rows - before, len(fresh)) from None
         except OSError as err:
@@ -224,6 +233,7 @@ def _add(
     what: str,
     workers: int,
     commit_every: int,
+    parallel_blocks: bool = False,
 ) -> tuple[int, int]:
     """Decode and append ``items``; returns (added, unreadable). Images of another kind than the
     store's are not added and are reported together at the end."""
@@ -233,15 +243,26 @@ def _add(
         return 0, 0
     payloads = [item.payload for item in items]
     images = sum(max(item.count, 1) for item in items)
-    progress = tqdm(total=images, desc=f"ingesting {what}", unit="img", disable=images < 500)
-    # Blocks of arrays are read one after another in this process (reading them is a copy, and their
-    # readers keep an open file between blocks), and each is committed when written.
     blocks = items[0].count > 0
-    per_batch, commit_every = (1, 1) if blocks else (min(64, commit_every), commit_every)
+    fields = blocks and parallel_blocks
+    progress = tqdm(
+        total=images,
+        desc=f"{'cutting' if fields else 'ingesting'} {what}",
+        unit="crop" if fields else "img",
+        disable=images < 500,
+    )
+    # Blocks of arrays are read one after another in this process (reading them is a copy, and their
+    # readers keep an open file between blocks), and each is committed when written. Fields of view
+    # are decoded in the workers, one field per task, a few in flight (each is many crops).
+    per_batch, commit_every = (
+        (1, 1) if blocks and not fields else (1 if fields else min(64, commit_every), commit_every)
+    )
+    parallel = {"parallel_from": 2, "shared_slots": False, "in_flight_per_worker": 2} if fields else {}
     with Appender(store_dir, index, commit_every) as appender, progress:
         position = 0
         stored_kind = None if appender.shape is None else (appender.shape, appender.dtype)
-        for batch in decoded_batches(reader, payloads, 1 if blocks else workers, per_batch, stored_kind):
+        decoding = 1 if blocks and not fields else workers
+        for batch in decoded_batches(reader, payloads, decoding, per_batch, stored_kind, **parallel):
             taken = items[position : position + batch.size]
             if batch.all_stacked and not blocks:
                 appender.take_block(taken, batch.block)
@@ -250,6 +271,8 @@ def _add(
                     appender.take(item, image, error)
             progress.update(sum(max(item.count, 1) for item in taken))
             position += batch.size
+            if fields:
+                progress.set_postfix_str(f"{position} of {len(items)} fields", refresh=False)
             appender.write()  # before the next batch: a batch's block may be a slot that is then reused
         appender.commit()
     if appender.odd:

@@ -161,6 +161,9 @@ def decoded_batches(
     workers: int,
     batch: int = 64,
     kind: tuple[tuple[int, ...], np.dtype] | None = None,
+    parallel_from: int | None = None,
+    shared_slots: bool = True,
+    in_flight_per_worker: int | None = None,
 ) -> Iterator[DecodedBatch]:
     """Decoded batches of ``payloads``, in order; in ``workers`` processes when that pays.
 
@@ -170,17 +173,22 @@ def decoded_batches(
     ``IN_FLIGHT_PER_WORKER`` batches per worker are in flight, so memory stays bounded whatever the
     number of items. With one worker, or fewer than ``PARALLEL_FROM`` items (starting the workers
     costs about as much as decoding a few thousand small images here), everything is read in this
-    process.
+    process. Items that decode to blocks of many images (a field's crops) use ``shared_slots=False``
+    (their blocks differ in size: each comes back through the pool's pipe), fewer items in flight
+    and a lower ``parallel_from`` (one field is worth starting the workers for).
     """
-    if workers <= 1 or len(payloads) < PARALLEL_FROM:
+    # The module's constants are read here, not bound as defaults, so a test may lower them.
+    parallel_from = PARALLEL_FROM if parallel_from is None else parallel_from
+    in_flight_per_worker = IN_FLIGHT_PER_WORKER if in_flight_per_worker is None else in_flight_per_worker
+    if workers <= 1 or len(payloads) < parallel_from:
         for start in range(0, len(payloads), batch):
             yield read_batch(reader, payloads[start : start + batch])
         return
-    kind = kind or _first_kind(reader, payloads)
+    kind = (kind or _first_kind(reader, payloads)) if shared_slots else None
     if kind is not None:
         batch = batch_for(*kind, batch)
     batches = (payloads[start : start + batch] for start in range(0, len(payloads), batch))
-    in_flight = IN_FLIGHT_PER_WORKER * workers
+    in_flight = in_flight_per_worker * workers
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     listener = QueueListener(queue, _Relay())

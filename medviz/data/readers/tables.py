@@ -7,6 +7,7 @@ images (:mod:`medviz.data.prepare.metadata`). Nothing in a table is evaluated: v
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -17,8 +18,11 @@ from medviz.errors import DataError
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".parquet", ".pq")
 
 
-def read_table(path: str | Path, what: str = "table") -> pd.DataFrame:
+def read_table(path: str | Path, what: str = "table", columns: Callable[[str], bool] | None = None) -> pd.DataFrame:
     """The table in ``path`` with a fresh 0..n-1 index; ``what`` names it in errors (e.g. ``dataset.metadata``).
+
+    ``columns``: read only the columns it accepts (an object table of thousands of feature columns
+    is read as the few it needs).
 
     Identifier-like columns (plate names such as ``0001``, wells such as ``A01``) would lose their
     leading zeros as numbers: a CSV column is read as numbers only when every value is one and
@@ -32,10 +36,17 @@ def read_table(path: str | Path, what: str = "table") -> pd.DataFrame:
         raise DataError(f"{what}={path}: not a table medviz reads; give a .csv, .csv.gz, .tsv or .parquet file")
     try:
         if name.endswith((".parquet", ".pq")):
-            table = pd.read_parquet(file)
+            wanted = None
+            if columns is not None:
+                import pyarrow.parquet as pq
+
+                wanted = [c for c in pq.read_schema(file).names if columns(c)]
+            table = pd.read_parquet(file, columns=wanted)
         else:
             separator = "\t" if name.endswith((".tsv", ".tsv.gz", ".txt")) else ","
-            table = _typed(pd.read_csv(file, sep=separator, dtype=str, keep_default_na=False, na_values=[""]))
+            table = _typed(
+                pd.read_csv(file, sep=separator, dtype=str, keep_default_na=False, na_values=[""], usecols=columns)
+            )
     except (OSError, ValueError, ImportError) as err:  # pandas' parser errors are ValueErrors
         raise DataError(f"{what}={path}: could not be read as a table ({type(err).__name__}: {err})") from err
     if table.columns.duplicated().any():
