@@ -27,8 +27,9 @@ from medviz.data.plates.crops import CropSettings, inside
 from medviz.data.plates.field_reader import FieldPayload, FieldUnreadable, field_shape, read_field_crops
 from medviz.data.plates.fields import LABEL, Field, FieldSet, X, Y
 from medviz.data.plates.illumination import plate_functions, saved_functions
+from medviz.data.prepare.memory import physical_memory
 from medviz.errors import DataError
-from medviz.store.ingest import IngestReport, ingest
+from medviz.store.ingest import IngestReport, default_workers, ingest
 from medviz.store.location import cache_key, default_cache_dir
 from medviz.store.read import open_store
 from medviz.store.source_item import SourceItem
@@ -37,6 +38,15 @@ log = logging.getLogger("medviz")
 
 #: Bumped when the way crops are cut changes, so stores of the old way are not reused.
 CROPPER_VERSION = 1
+#: A field is read whole, as 4-byte floats per pixel and channel at worst (illumination correction),
+#: in each of the workers with two fields in flight: fields above this share of the machine's memory
+#: per field in flight are refused, not left to exhaust memory halfway through a plate.
+FIELD_MEMORY_SHARE = 0.5
+
+
+def field_bytes_limit(workers: int) -> int:
+    """The largest field (bytes as float32) read whole with ``workers`` decoding processes."""
+    return int(FIELD_MEMORY_SHARE * physical_memory() / (2 * max(workers, 1) + 1))
 
 
 @dataclass(frozen=True)
@@ -134,8 +144,11 @@ def _illumination(
     return {plate: saved_functions(folder, plate, fields.channel_names) for plate in by_plate}
 
 
-def plan_crops(fields: FieldSet, settings: CropSettings, store_dir: Path, illumination: str | None) -> CropPlan:
+def plan_crops(
+    fields: FieldSet, settings: CropSettings, store_dir: Path, illumination: str | None, workers: int = 1
+) -> CropPlan:
     """The store items of ``fields``: each field's version, the objects it keeps, and its payload."""
+    limit = field_bytes_limit(workers)
     objects = fields.objects
     centres_all = objects[[X, Y]].to_numpy(np.float64)
     labels_all = objects[LABEL].to_numpy(np.int64)
@@ -158,6 +171,16 @@ def plan_crops(fields: FieldSet, settings: CropSettings, store_dir: Path, illumi
             height, width = shapes.of(field.files[0], versions[field.key][0])
         except (OSError, FieldUnreadable) as err:
             log.warning(f"{field.key} ({field.where}): {err}; its objects are skipped")
+            unreadable.append(field.key)
+            continue
+        needed = height * width * len(field.files) * 4
+        if needed > limit:
+            log.warning(
+                f"{field.key} ({field.where}): a {width}x{height} px field of {len(field.files)} file(s) needs "
+                f"{needed / 2**30:.1f} GiB to read whole, more than {limit / 2**30:.1f} GiB per field on this machine "
+                "with dataset.ingest_workers processes; its objects are skipped. Lower dataset.ingest_workers, "
+                "or split the field into tiles (each with its own rows) before cropping"
+            )
             unreadable.append(field.key)
             continue
         centres = centres_all[positions]
@@ -251,7 +274,7 @@ def ingest_crops(
     """Bring the crops' store of ``fields`` up to date; says what was left out and why."""
     store_dir = plates_store(fields, settings, illumination, cache_dir)
     with paused_gc():
-        plan = plan_crops(fields, settings, store_dir, illumination)
+        plan = plan_crops(fields, settings, store_dir, illumination, workers or default_workers())
     if not plan.items:
         raise DataError(
             f"{fields.what}: none of its {len(fields.objects)} objects gives a crop (see the warnings above)"

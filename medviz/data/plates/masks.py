@@ -8,6 +8,8 @@ the pipeline's choosing. ``dataset.mask_suffix`` is that name's ending (default 
 tried as .png, .tif and .tiff, then ``_seg.npy``). Each object's centre is its centroid and its
 area (pixels) comes along as ``AreaShape_Area``. Objects are found once per mask file version and
 kept in the cache, so a later run does not read every mask again.
+Fields in sub-folders (``<Plate>/<field>.tif``) take the top folder as their plate
+(``Metadata_Plate``; illumination functions are per plate).
 """
 
 from __future__ import annotations
@@ -131,11 +133,13 @@ def read_masks(
             log.warning(f"{mask}: {err}; its field {key} is skipped")
             continue
         position = len(fields)
-        fields.append(Field(key, tuple(str(f) for f in group), "", str(mask), where=f"mask {mask.name}"))
+        plate = key.split("/")[0] if "/" in key else ""  # fields in sub-folders: the top folder is the plate
+        fields.append(Field(key, tuple(str(f) for f in group), plate, str(mask), where=f"mask {mask.name}"))
         parts.append(
             pd.DataFrame(
                 {
                     "path": key,
+                    **({"Metadata_Plate": plate} if plate else {}),
                     "ObjectNumber": found["label"].to_numpy(np.int64),
                     "Location_Center_X": found["x"].to_numpy(),
                     "Location_Center_Y": found["y"].to_numpy(),

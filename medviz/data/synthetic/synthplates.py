@@ -37,7 +37,7 @@ log = logging.getLogger("medviz")
 TREATMENTS = {"DMSO": "normal", "cpd_A": "binucleate", "cpd_B": "fragmented_mito", "cpd_C": "mito_bright"}
 ROWS = "ABCDEFGH"
 #: Bumped when what is written changes, so screens of the old kind are written again.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 def _well_names(wells: int) -> list[str]:
@@ -51,10 +51,11 @@ def _field(
     signal = np.zeros((side, side, len(CHANNELS)))
     labels = np.zeros((side, side), np.uint16)
     nuclei = []
-    spacing = side / grid
+    margin = side // 40  # cells keep off the edge, but not all of them: a few boxes cross it, as in real fields
+    spacing = (side - 2 * margin) / grid
     for number, (i, j) in enumerate(((i, j) for i in range(grid) for j in range(grid)), start=1):
-        cy = int((i + 0.5) * spacing + rng.uniform(-0.3, 0.3) * spacing)
-        cx = int((j + 0.5) * spacing + rng.uniform(-0.3, 0.3) * spacing)
+        cy = int(margin + (i + 0.5) * spacing + rng.uniform(-0.25, 0.25) * spacing)
+        cx = int(margin + (j + 0.5) * spacing + rng.uniform(-0.25, 0.25) * spacing)
         patch = render_cell(phenotype, cell, rng)
         top, left = cy - cell // 2, cx - cell // 2
         rows = slice(max(top, 0), min(top + cell, side))
