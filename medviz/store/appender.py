@@ -106,6 +106,10 @@ class Appender:
         if self.handle is not None:
             RowFile.sync(self.handle)
         rows = self.committed + self.written
+        if self.shape is None:  # nothing readable yet: only the unreadable items are recorded
+            self.index.commit(added=self.pending)
+            self.pending = []
+            return
         meta = {"rows": rows, "file": self.file_name, "shape": list(self.shape), "dtype": self.dtype.str}
         self.index.commit(added=self.pending, meta={**meta, "generation": self.generation})
         self.committed, self.written, self.pending = rows, 0, []

@@ -278,7 +278,7 @@ def _add(
     if appender.odd:
         _refuse_mixed(what, index.rows, kind(tuple(appender.shape), appender.dtype), appender.odd)
     if appender.unreadable:
-        log.warning(f"{what}: skipped {appender.unreadable} unreadable of {len(items)} new images (see warnings above)")
+        log.warning(f"{what}: skipped {appender.unreadable} unreadable of {images} new images (see warnings above)")
     return appender.added, appender.unreadable
 
 

@@ -28,6 +28,7 @@ from medviz.data.plates.field_reader import FieldPayload, FieldUnreadable, field
 from medviz.data.plates.fields import LABEL, Field, FieldSet, X, Y
 from medviz.data.plates.illumination import plate_functions, saved_functions
 from medviz.data.prepare.memory import physical_memory
+from medviz.data.prepare.metadata import PATH_KEY
 from medviz.errors import DataError
 from medviz.store.ingest import IngestReport, default_workers, ingest
 from medviz.store.location import cache_key, default_cache_dir
@@ -251,7 +252,10 @@ def crops_dataset(
     metadata = fields.metadata.iloc[order].reset_index(drop=True)
     numbers = metadata["ObjectNumber"].to_numpy() if "ObjectNumber" in metadata.columns else order
     keys = [entry.key for entry in stored.items for _ in range(entry.count)]
-    files = [fields.root / key / str(number) for key, number in zip(keys, numbers, strict=True)]
+    names = [f"{key}/{number}" for key, number in zip(keys, numbers, strict=True)]
+    files = [fields.root / name for name in names]
+    # Each crop's identity, the key run folders and exports match points by: <field key>/<object number>.
+    metadata.insert(0, PATH_KEY, names)
     return ImageArrays(
         images=stored.images,
         labels=np.full(len(order), -1, dtype=np.int64),

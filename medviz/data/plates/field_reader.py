@@ -69,7 +69,10 @@ def read_label_image(path: str, shape: tuple[int, int], where: str) -> np.ndarra
 
 @lru_cache(maxsize=64)
 def _flat_field(path: str) -> np.ndarray:
-    function = np.load(path, allow_pickle=False)  # never unpickles: a flat-field is numbers only
+    try:
+        function = np.load(path, allow_pickle=False)  # never unpickles: a flat-field is numbers only
+    except (OSError, ValueError) as err:
+        raise FieldUnreadable(f"{path}: not an illumination function saved as plain numbers ({err})") from err
     if function.ndim != 2 or function.dtype.kind not in "fiu":
         raise FieldUnreadable(
             f"{path}: an illumination function must be one 2-D array of numbers, got {function.shape}"

@@ -2,10 +2,11 @@
 
 ``dataset.illumination=plate`` computes each plate's functions from that plate's own fields, as
 CellProfiler's CorrectIlluminationCalculate does in those pipelines (every field of the plate
-averaged, then a large smoothing filter), scaled to a mean of 1 so that dividing by it keeps the
-plate's average brightness. ``dataset.illumination=<folder>`` reads functions CellProfiler saved, one
-``.npy`` per plate and channel named ``<Plate>_Illum<Channel>.npy`` as public Cell Painting data ship
-them. Crops are cut from the corrected field (:mod:`medviz.data.plates.field_reader`).
+averaged, then a large median filter, which follows the illumination and not the cells, however
+bright they are), scaled to a mean of 1 so that dividing by it keeps the plate's average brightness.
+``dataset.illumination=<folder>`` reads functions CellProfiler saved, one ``.npy`` per plate and
+channel named ``<Plate>_Illum<Channel>.npy`` as public Cell Painting data ship them.
+Crops are cut from the corrected field (:mod:`medviz.data.plates.field_reader`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from medviz.errors import DataError
 
 log = logging.getLogger("medviz")
 
-#: The averaged field is smoothed at this scale: a Gaussian whose sigma is this share of the
-#: field's shorter side (a filter far larger than a cell, so only the illumination remains).
-SMOOTHING_SHARE = 1 / 8
+#: The averaged field's median filter spans this share of its shorter side: far larger than a cell,
+#: so within any window most pixels are background and only the illumination remains (a mean or
+#: Gaussian filter would be pulled up by bright cells). A Gaussian of half the window's size then
+#: smooths the median's steps.
+SMOOTHING_SHARE = 1 / 4
 #: The average is smoothed on a copy whose shorter side is at most this many pixels (the function
 #: is smooth, so nothing is lost, and a 2-megapixel field is filtered in milliseconds).
 SMOOTHING_SIDE = 128
@@ -55,15 +58,16 @@ def saved_functions(folder: Path, plate: str, channels: Sequence[str]) -> tuple[
 
 
 def smooth(average: np.ndarray) -> np.ndarray:
-    """A large Gaussian smoothing of ``average`` (H, W), scaled to mean 1: (H, W) float32."""
+    """A large median filter of ``average`` (H, W), then a Gaussian, scaled to mean 1: (H, W) float32."""
     from scipy import ndimage
 
     height, width = average.shape
     step = max(1, min(height, width) // SMOOTHING_SIDE)
     small = average[: height - height % step, : width - width % step]
     small = small.reshape(small.shape[0] // step, step, small.shape[1] // step, step).mean(axis=(1, 3))
-    sigma = max(1.0, min(small.shape) * SMOOTHING_SHARE)
-    smoothed = ndimage.gaussian_filter(small, sigma, mode="nearest")
+    window = max(3, int(min(small.shape) * SMOOTHING_SHARE) | 1)
+    smoothed = ndimage.median_filter(small, size=window, mode="nearest")
+    smoothed = ndimage.gaussian_filter(smoothed, window / 4, mode="nearest")
     full = ndimage.zoom(smoothed, (height / smoothed.shape[0], width / smoothed.shape[1]), order=1, mode="nearest")
     full = full[:height, :width]
     if full.shape != (height, width):  # zoom rounds the output size: pad the last row/column

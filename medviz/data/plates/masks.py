@@ -138,7 +138,7 @@ def read_masks(
         parts.append(
             pd.DataFrame(
                 {
-                    "path": key,
+                    "field_path": key,
                     **({"Metadata_Plate": plate} if plate else {}),
                     "ObjectNumber": found["label"].to_numpy(np.int64),
                     "Location_Center_X": found["x"].to_numpy(),

@@ -64,7 +64,12 @@ class MetadataOptions:
 
 
 def image_keys(data: ImageArrays, root: Path | None) -> tuple[str, list[str] | np.ndarray]:
-    """The key column's name and each image's key: relative paths for images from files, else row numbers."""
+    """The key column's name and each image's key: relative paths for images from files, else row numbers.
+
+    Data that carry their own ``path`` column (crops: ``<plate>/<image>/<object>``) are keyed by it.
+    """
+    if data.metadata is not None and PATH_KEY in data.metadata.columns:
+        return PATH_KEY, [str(p) for p in data.metadata[PATH_KEY]]
     if data.files is not None and root is not None:
         return PATH_KEY, relative_paths(data.files, root)
     return INDEX_KEY, np.arange(len(data), dtype=np.int64)

@@ -135,7 +135,7 @@ def load_synthplates(
     if "Metadata_Well" in data.metadata.columns:
         treatment = data.metadata["Metadata_Well"].map(platemap.set_index("Metadata_Well")["Metadata_Treatment"])
     else:  # via masks: the well is in the field's file name, <Plate>_<Well>_s<Site>_<Channel>.tif
-        wells_of = data.metadata["path"].str.split("/").str[-1].str.split("_").str[1]
+        wells_of = data.metadata["field_path"].str.split("/").str[-1].str.split("_").str[1]
         treatment = wells_of.map(platemap.set_index("Metadata_Well")["Metadata_Treatment"])
     data.metadata["Metadata_Treatment"] = treatment.to_numpy()
     return data

@@ -27,7 +27,7 @@ def _check_identity(data, screen):
     by_path = {f.files[CHANNELS[0]].relative_to(screen.images).as_posix(): f for f in screen.fields}
     images = np.asarray(data.images)
     for row, record in data.metadata.iterrows():
-        field = by_path[record.path]
+        field = by_path[record.field_path]
         expected = [1000 * (c + 1) + 20 * field.image_number + record.ObjectNumber for c in range(2)]
         assert images[row, BOX // 2, BOX // 2].tolist() == expected
         x, y = next((x, y) for n, x, y in field.objects if n == record.ObjectNumber)
@@ -82,7 +82,7 @@ def test_a_seg_npy_that_would_run_code_is_refused_and_nothing_runs(tmp_path, cap
     assert not marker.exists()
     assert "P1_A01_s1_seg.npy: refused to read (it names posix.system" in caplog.text
     assert "its field P1/P1_A01_s1_OrigDNA.tif is skipped" in caplog.text
-    assert set(data.metadata["path"]) == {"P1/P1_B02_s1_OrigDNA.tif"}
+    assert set(data.metadata["field_path"]) == {"P1/P1_B02_s1_OrigDNA.tif"}
 
 
 def test_a_label_image_of_another_size_than_its_field_skips_that_field(tmp_path, caplog):
@@ -99,7 +99,7 @@ def test_a_label_image_of_another_size_than_its_field_skips_that_field(tmp_path,
             workers=1,
         )
     assert "the label image" in caplog.text and "is 64x72 px but its field is 64x64 px" in caplog.text
-    assert set(data.metadata["path"]) == {"P1/P1_B02_s1_OrigDNA.tif"}
+    assert set(data.metadata["field_path"]) == {"P1/P1_B02_s1_OrigDNA.tif"}
 
 
 def test_mask_objects_blanks_other_objects_and_the_background(tmp_path):
