@@ -25,6 +25,7 @@ from medviz.training.pipeline import train
 from tests.helpers.config import CONF_DIR, compose_config
 from tests.helpers.fluorescence_formats import write_fluorescence
 from tests.helpers.formats import write_cifar10, write_image_folder, write_medmnist_npz, write_pcam, write_tcia_tree
+from tests.helpers.plates import write_cellpose_masks, write_deepprofiler, write_screen, write_spreadsheet
 
 # Starts training runs (often in processes of their own): scheduled first, see tests/conftest.py.
 pytestmark = pytest.mark.trains
@@ -58,6 +59,10 @@ def data_root(tmp_path_factory) -> Iterator[Path]:
     write_image_folder(root / "folder", classes=("a", "b", "c"))
     cells, _ = write_fluorescence(root / "arrays", "npz")  # 5-channel 16-bit cells as an .npz
     cells.rename(cells.with_name("arrays.npz"))  # named as the dataset, like the image folder
+    screen = write_screen(root / "screen", wells=("A01", "B02", "C03"))  # 2 plates x 3 fields x 3 cells
+    write_spreadsheet(screen, root / "cellprofiler")
+    write_deepprofiler(screen, root / "deepprofiler")
+    write_cellpose_masks(screen, root / "masks")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDVIZ_CACHE", str(root / "cache"))
         patch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
@@ -75,6 +80,16 @@ def dataset_overrides(dataset: str, root: Path) -> list[str]:
         "digits": [],
         "digits_native": [],
         "arrays": [f"dataset.path={root / 'arrays' / 'arrays.npz'}"],
+        # Plates: crops of 16 px from fields of 64 px (tests/helpers/plates.py)
+        "cellprofiler": [f"dataset.path={root / 'cellprofiler'}", "dataset.box=16"],
+        "deepprofiler": [f"dataset.path={root / 'deepprofiler'}", "dataset.box=16"],
+        "masks": [
+            f"dataset.path={root / 'screen'}",
+            f"dataset.masks_path={root / 'masks'}",
+            'dataset.channel_files=["*_OrigDNA.tif","*_OrigMito.tif"]',
+            "dataset.box=16",
+        ],
+        "synthplates": ["dataset.plates=1", "dataset.wells=4", "dataset.sites=1"],
     }
     return [f"dataset={dataset}", *where.get(dataset, [f"dataset.root={root}"])]
 
@@ -98,7 +113,7 @@ def test_the_preset_lists_are_what_the_tests_cover():
 
 
 #: Datasets of fluorescence images (5 channels, 16-bit): RGB colour augmentations and qc.inject refuse them.
-FLUORESCENCE = {"synthcells", "arrays"}
+FLUORESCENCE = {"synthcells", "arrays", "cellprofiler", "deepprofiler", "masks", "synthplates"}
 
 
 def made_for_rgb(cfg) -> bool:
