@@ -31,8 +31,7 @@ def _ingest(args: argparse.Namespace) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from medviz.instantiate import build
-    from medviz.store.ingest import recorded_ingests
+    from medviz.runs.ingest_command import ingest_dataset
     from medviz.training.config_checks import check_config
     from medviz.training.run_folder import register_resolvers
 
@@ -45,15 +44,7 @@ def _ingest(args: argparse.Namespace) -> None:
         hint = "medviz ingest takes train.py's settings, e.g. dataset=folder dataset.path=<folder>"
         raise ConfigError(f"{said}\n{hint}") from None
     check_config(cfg)  # the same checks and messages as train.py
-    node = cfg.dataset.get("ingest")
-    if node is None:
-        raise ConfigError(
-            f"dataset={cfg.dataset.name} is made when a run starts and has no store; medviz ingest builds the "
-            "stores of datasets read from files (folder, arrays, leukemia, medmnist, pcam, cifar10)"
-        )
-    with recorded_ingests() as reports:
-        build(node, "dataset.ingest")
-    for report in reports:
+    for report in ingest_dataset(cfg):
         print(f"store {report.store}: {report}")
 
 

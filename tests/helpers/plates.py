@@ -264,3 +264,17 @@ def write_hostile_seg(path: Path, marker: Path) -> Path:
     with open(path, "wb") as out:
         np.lib.format.write_array(out, array, allow_pickle=True)
     return path
+
+
+def assert_crops_match_their_rows(data, screen: Screen, box: int) -> None:
+    """Every crop's centre pixel is the value of the object its metadata row names (identity, not order)."""
+    expected = screen.expected_centre_values()
+    centre = box // 2
+    images = np.asarray(data.images)
+    seen = set()
+    rows = zip(data.metadata["ImageNumber"], data.metadata["ObjectNumber"], strict=True)
+    for row, (image, number) in enumerate(rows):
+        key = (int(image), int(number))
+        assert images[row, centre, centre].tolist() == expected[key], key
+        seen.add(key)
+    assert len(seen) == len(data.metadata)

@@ -16,17 +16,20 @@ import json
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from medviz.bulk import paused_gc
 from medviz.data.image_arrays import ImageArrays
 from medviz.data.plates.crops import CropSettings, inside
-from medviz.data.plates.field_reader import FieldPayload, FieldUnreadable, field_shape, read_field_crops
+from medviz.data.plates.field_reader import FieldPayload, FieldUnreadable, field_shape
 from medviz.data.plates.fields import LABEL, Field, FieldSet, X, Y
 from medviz.data.plates.illumination import plate_functions, saved_functions
+from medviz.data.plates.shards import from_shards, plates_of, read_block, shard_dir
 from medviz.data.prepare.memory import physical_memory
 from medviz.data.prepare.metadata import PATH_KEY
 from medviz.errors import DataError
@@ -146,9 +149,18 @@ def _illumination(
 
 
 def plan_crops(
-    fields: FieldSet, settings: CropSettings, store_dir: Path, illumination: str | None, workers: int = 1
+    fields: FieldSet,
+    settings: CropSettings,
+    store_dir: Path,
+    illumination: str | None,
+    workers: int = 1,
+    functions_dir: Path | None = None,
 ) -> CropPlan:
-    """The store items of ``fields``: each field's version, the objects it keeps, and its payload."""
+    """The store items of ``fields``: each field's version, the objects it keeps, and its payload.
+
+    ``functions_dir``: where per-plate illumination functions are kept (default: beside ``store_dir``;
+    plate shards keep them beside the dataset's store, so the assembled store uses the same ones).
+    """
     limit = field_bytes_limit(workers)
     objects = fields.objects
     centres_all = objects[[X, Y]].to_numpy(np.float64)
@@ -162,7 +174,7 @@ def plan_crops(
             unreadable.append(field.key)
         else:
             versions[field.key] = found
-    functions = _illumination(fields, versions, illumination, store_dir)
+    functions = _illumination(fields, versions, illumination, functions_dir or store_dir)
     items, rows = [], {}
     dropped_edge = outside = 0
     for field, positions in zip(fields.fields, fields.objects_of(), strict=True):
@@ -229,9 +241,52 @@ def crops_dataset(
     illumination: str | None = None,
     cache_dir: str | None = None,
     workers: int | None = None,
+    plate: str | Sequence[str] | None = None,
 ) -> ImageArrays:
-    """Every object's crop of ``fields`` through the store, with each crop's metadata (one row per crop)."""
+    """Every object's crop of ``fields`` through the store, with each crop's metadata (one row per crop).
+
+    ``plate``: only these plates' crops, each cut into its own shard (:mod:`medviz.data.plates.shards`).
+    """
+    if plate is not None and not (isinstance(plate, Sequence) and not isinstance(plate, str) and not plate):
+        return _plates_dataset(fields, settings, name, illumination, cache_dir, workers, plate)
     store_dir, plan, _ = ingest_crops(fields, settings, illumination, cache_dir, workers)
+    return _stored_crops(fields, store_dir, plan, name)
+
+
+def _plates_dataset(
+    fields: FieldSet,
+    settings: CropSettings,
+    name: str,
+    illumination: str | None,
+    cache_dir: str | None,
+    workers: int | None,
+    plate: str | Sequence[str],
+) -> ImageArrays:
+    """The crops of some plates, each plate ingested into its own shard, as one dataset."""
+    wanted = [plate] if isinstance(plate, str) else [str(p) for p in plate]
+    parts = []
+    for one in wanted:
+        subset = plates_of(fields, one)
+        shard, plan, _ = ingest_crops(subset, settings, illumination, cache_dir, workers, shard_of=one)
+        parts.append(_stored_crops(subset, shard, plan, name))
+    if len(parts) == 1:
+        return parts[0]
+    # A group of plates is read into memory as one array (its shards stay as they are); training over
+    # every plate assembles the dataset's own store from the shards instead (no dataset.plate).
+    first = parts[0]
+    return ImageArrays(
+        images=np.concatenate([np.asarray(p.images) for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        class_names=(),
+        name=name,
+        files=[f for p in parts for f in (p.files or [])],
+        channel_names=first.channel_names,
+        metadata=pd.concat([p.metadata for p in parts], ignore_index=True),
+    )
+
+
+def _stored_crops(fields: FieldSet, store_dir: Path, plan: CropPlan, name: str) -> ImageArrays:
+    """The crops the store at ``store_dir`` holds for ``plan``, with their metadata rows."""
     stored = open_store(store_dir)
     positions = []
     for entry in stored.items:
@@ -274,18 +329,31 @@ def ingest_crops(
     illumination: str | None = None,
     cache_dir: str | None = None,
     workers: int | None = None,
+    shard_of: str | None = None,
 ) -> tuple[Path, CropPlan, IngestReport]:
-    """Bring the crops' store of ``fields`` up to date; says what was left out and why."""
-    store_dir = plates_store(fields, settings, illumination, cache_dir)
+    """Bring the crops' store of ``fields`` up to date; says what was left out and why.
+
+    ``shard_of``: ``fields`` are one plate's, cut into that plate's shard. Otherwise fields that
+    plate shards hold at the same version are copied from them, not cut again.
+    """
+    illumination = None if illumination in (None, "", "none") else illumination  # one store for "off"
+    main_dir = plates_store(fields, settings, illumination, cache_dir)
+    store_dir = main_dir if shard_of is None else shard_dir(main_dir, shard_of)
     with paused_gc():
-        plan = plan_crops(fields, settings, store_dir, illumination, workers or default_workers())
+        plan = plan_crops(fields, settings, store_dir, illumination, workers or default_workers(), main_dir)
     if not plan.items:
         raise DataError(
             f"{fields.what}: none of its {len(fields.objects)} objects gives a crop (see the warnings above)"
         )
-    report = ingest(store_dir, plan.items, read_field_crops, fields.what, workers, parallel_blocks=True)
+    items, copied = plan.items, 0
+    if shard_of is None:
+        items, copied = from_shards(store_dir, plan.items, [f.plate for f in fields.fields])
+    report = ingest(store_dir, items, read_block, fields.what, workers, parallel_blocks=True)
     crops = sum(item.count for item in plan.items)
-    said = [f"{crops} crops of {settings.box} px from {len(plan.items)} fields"]
+    where = f" of plate {shard_of}" if shard_of is not None else ""
+    said = [f"{crops} crops of {settings.box} px from {len(plan.items)} fields{where}"]
+    if copied and report.added:
+        said.append(f"up to {copied} of them copied from plate shards, not cut again")
     if plan.dropped_edge:
         said.append(
             f"{plan.dropped_edge} objects whose box crosses the field's edge dropped (dataset.edge=pad keeps them)"

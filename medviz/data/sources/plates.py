@@ -55,13 +55,14 @@ def load_cellprofiler(
     illumination: str | None = None,
     cache_dir: str | None = None,
     workers: int | None = None,
+    plate: str | Sequence[str] | None = None,
 ) -> ImageArrays:
     """One crop per object of CellProfiler's tables at ``path`` (a folder of CSVs or a SQLite file)."""
     settings = crop_settings(box, size, edge, mask_objects)
     fields = read_cellprofiler(
         path, objects, channels, images_root, image_table, object_table, list(object_columns or ())
     )
-    return crops_dataset(fields, settings, _name(fields, "cellprofiler"), illumination, cache_dir, workers)
+    return crops_dataset(fields, settings, _name(fields, "cellprofiler"), illumination, cache_dir, workers, plate)
 
 
 def load_deepprofiler(
@@ -75,11 +76,12 @@ def load_deepprofiler(
     illumination: str | None = None,
     cache_dir: str | None = None,
     workers: int | None = None,
+    plate: str | Sequence[str] | None = None,
 ) -> ImageArrays:
     """One crop per object of the DeepProfiler project at ``path``."""
     settings = crop_settings(box, size, edge, mask_objects)
     fields = read_deepprofiler(path, objects, channels)
-    return crops_dataset(fields, settings, _name(fields, "deepprofiler"), illumination, cache_dir, workers)
+    return crops_dataset(fields, settings, _name(fields, "deepprofiler"), illumination, cache_dir, workers, plate)
 
 
 def load_masks(
@@ -95,11 +97,12 @@ def load_masks(
     illumination: str | None = None,
     cache_dir: str | None = None,
     workers: int | None = None,
+    plate: str | Sequence[str] | None = None,
 ) -> ImageArrays:
     """One crop per label of the fields in ``path`` and their label images (``channels`` names the channels)."""
     settings = crop_settings(box, size, edge, mask_objects, masks=True)
     fields = read_masks(path, mask_suffix, masks_path, channel_files, channels, cache_dir)
-    return crops_dataset(fields, settings, _name(fields, "masks"), illumination, cache_dir, workers)
+    return crops_dataset(fields, settings, _name(fields, "masks"), illumination, cache_dir, workers, plate)
 
 
 def load_synthplates(
@@ -116,6 +119,7 @@ def load_synthplates(
     illumination: str | None = None,
     cache_dir: str | None = None,
     workers: int | None = None,
+    plate: str | Sequence[str] | None = None,
 ) -> ImageArrays:
     """The built-in screen (:mod:`medviz.data.synthetic.synthplates`), read through its CellProfiler
     tables (``via=cellprofiler``) or its fields and Cellpose masks (``via=masks``), with each crop's
@@ -130,7 +134,7 @@ def load_synthplates(
         fields = read_masks(str(folder / "images"), "_cp_masks", str(folder / "masks"), patterns, CHANNELS, cache_dir)
     else:
         raise ConfigError(f"dataset.via={via}: choose cellprofiler or masks")
-    data = crops_dataset(fields, settings, "synthplates", illumination, cache_dir, workers)
+    data = crops_dataset(fields, settings, "synthplates", illumination, cache_dir, workers, plate)
     platemap = pd.read_csv(folder / "platemap.csv", dtype=str)
     if "Metadata_Well" in data.metadata.columns:
         treatment = data.metadata["Metadata_Well"].map(platemap.set_index("Metadata_Well")["Metadata_Treatment"])

@@ -10,9 +10,9 @@ import pytest
 
 from medviz.data.sources.plates import load_cellprofiler
 from medviz.errors import DataError
-from tests.data.plates.conftest import assert_crops_match_their_rows
 from tests.helpers.plates import (
     CHANNELS,
+    assert_crops_match_their_rows,
     write_merged_objects,
     write_screen,
     write_spreadsheet,

@@ -12,9 +12,8 @@ import pytest
 
 from medviz.data.sources.plates import load_cellprofiler, load_synthplates
 from medviz.runs.rebuild import build_data, open_finished_run
-from tests.data.plates.conftest import assert_crops_match_their_rows
 from tests.helpers.config import TINY, compose_config
-from tests.helpers.plates import Screen, write_screen, write_spreadsheet
+from tests.helpers.plates import Screen, assert_crops_match_their_rows, write_screen, write_spreadsheet
 
 BOX = 16
 
