@@ -38,14 +38,15 @@ import resource, sys, time
 from pathlib import Path
 import numpy as np
 step, tables, box, cache, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+size = int(sys.argv[6])
 from medviz.data.plates.cellprofiler import read_cellprofiler
 from medviz.data.plates.crops import CropSettings, cut_crops, inside
 from medviz.data.plates.field_reader import read_field
 start = time.perf_counter()
-settings = CropSettings(box, box)
+settings = CropSettings(box, size)
 if step == "ingest":
     from medviz.data.sources.plates import load_cellprofiler
-    crops = len(load_cellprofiler(tables, box=box, cache_dir=cache).metadata)
+    crops = len(load_cellprofiler(tables, box=box, size=size, cache_dir=cache).metadata)
 else:
     fields = read_cellprofiler(tables)
     objects = fields.objects[["_x", "_y"]].to_numpy()
@@ -83,10 +84,12 @@ print(seconds, crops, self_kib, children_kib)
 """
 
 
-def measure(step: str, tables: Path, box: int, cache: Path, limit: int = 10**12) -> tuple[float, int, float, float]:
+def measure(
+    step: str, tables: Path, box: int, size: int, cache: Path, limit: int = 10**12
+) -> tuple[float, int, float, float]:
     """(seconds, crops, peak RSS of the process in MiB, largest peak RSS of its workers in MiB)."""
     done = subprocess.run(
-        [sys.executable, "-c", _STEP, step, str(tables), str(box), str(cache), str(limit)],
+        [sys.executable, "-c", _STEP, step, str(tables), str(box), str(cache), str(limit), str(size)],
         capture_output=True,
         text=True,
         check=True,
@@ -114,20 +117,28 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=2)
     parser.add_argument("--side", type=int, default=1080, help="field side in pixels (Cell Painting: 1080)")
     parser.add_argument("--cells", type=int, default=10, help="cells per field side (cells x cells per field)")
-    parser.add_argument("--box", type=int, default=96)
+    parser.add_argument("--box", type=int, default=96, help="the square cut around each cell (DeepProfiler: 96)")
+    parser.add_argument("--size", type=int, default=64, help="the side crops are kept at (resized from the box)")
     parser.add_argument("--object-loop", type=int, default=300, help="objects the per-object loop is timed on")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/medviz-crops-bench"))
     parser.add_argument("--keep", action="store_true", help="keep the screens and stores afterwards")
     args = parser.parse_args()
-    header(f"crops from {args.plates} plates of {args.side} px fields (5 channels, 16-bit), box {args.box} px")
+    header(
+        f"crops from {args.plates} plates of {args.side} px fields (5 channels, 16-bit), box {args.box} px "
+        f"kept at {args.size} px"
+    )
     shutil.rmtree(args.folder, ignore_errors=True)
     small = write_screen(args.folder / "small", args.plates, args.wells, args.sites, args.side, args.cells)
-    field_s, field_n, field_mib, _ = measure("field-loop", small, args.box, args.folder / "cache-a")
-    files_s, files_n, files_mib, _ = measure("field-loop-files", small, args.box, args.folder / "cache-a")
-    object_s, object_n, _, _ = measure("object-loop", small, args.box, args.folder / "cache-a", args.object_loop)
-    ingest_s, ingest_n, ingest_mib, ingest_workers = measure("ingest", small, args.box, args.folder / "cache-b")
+    field_s, field_n, field_mib, _ = measure("field-loop", small, args.box, args.size, args.folder / "cache-a")
+    files_s, files_n, files_mib, _ = measure("field-loop-files", small, args.box, args.size, args.folder / "cache-a")
+    object_s, object_n, _, _ = measure(
+        "object-loop", small, args.box, args.size, args.folder / "cache-a", args.object_loop
+    )
+    ingest_s, ingest_n, ingest_mib, ingest_workers = measure(
+        "ingest", small, args.box, args.size, args.folder / "cache-b"
+    )
     large = write_screen(args.folder / "large", args.plates * args.scale, args.wells, args.sites, args.side, args.cells)
-    large_s, large_n, large_mib, large_workers = measure("ingest", large, args.box, args.folder / "cache-c")
+    large_s, large_n, large_mib, large_workers = measure("ingest", large, args.box, args.size, args.folder / "cache-c")
     rows = [
         ("object loop (field opened per object)", object_s, object_n, "-"),
         ("field loop (each field read once)", field_s, field_n, f"{field_mib:,.0f} (all crops in RAM)"),

@@ -2,6 +2,7 @@
 and ``medviz ingest`` to build a dataset's store ahead of training.
 
 medviz embed --run <run folder> --images <folder or .npz> [--out <folder>]
+medviz embed --run <run folder> dataset.plate=P3 [dataset.path=<tables>]
 medviz export --run <run folder> [--format h5ad|parquet] [--no-features]
 medviz ingest dataset=folder dataset.path=<folder> [dataset.size=64]
 """
@@ -17,8 +18,21 @@ from medviz.errors import ConfigError, MedvizError
 
 
 def _embed(args: argparse.Namespace) -> None:
-    from medviz.maps.embed import embed_into_run
+    from medviz.maps.embed import embed_dataset_into_run, embed_into_run
 
+    if (args.images is None) == (not args.overrides):
+        raise ConfigError(
+            "medviz embed: give either --images <folder|npz> or settings of the run's dataset, e.g. "
+            "dataset.plate=P3 (new plates of the same screen, cut as the run's crops were)"
+        )
+    if args.overrides:
+        name = "_".join(o.split("=", 1)[-1] for o in args.overrides).replace("/", "_")[:80] or "dataset"
+        out = args.out or args.run / "embedded" / name
+        _say_if_replacing(out / "embedded.npz", out / "embedded.png")
+        folder = embed_dataset_into_run(args.run, list(args.overrides), out, device=args.device)
+        points = folder / "embedded_points.csv"
+        print(f"coordinates: {folder / 'embedded.npz'}   points: {points}   map: {folder / 'embedded.png'}")
+        return
     # The full name: images/ and images.npz are different inputs and get different folders.
     out = args.out or args.run / "embedded" / args.images.resolve().name
     _say_if_replacing(out / "embedded.npz", out / "embedded.png")
@@ -247,7 +261,13 @@ def parser() -> argparse.ArgumentParser:
         "embed", help="put new images into an existing t-SimCNE map (the run's preprocessing, no augmentation)"
     )
     embed.add_argument("--run", type=Path, required=True, help="a finished t-SimCNE run folder")
-    embed.add_argument("--images", type=Path, required=True, help="a folder of images or an .npz with 'images'")
+    embed.add_argument("--images", type=Path, help="a folder of images or an .npz with 'images'")
+    embed.add_argument(
+        "overrides",
+        nargs="*",
+        help="instead of --images: the run's dataset with these settings, e.g. dataset.plate=P3 (new plates "
+        "of a screen, read from the same tables' format and cut as the run's crops were)",
+    )
     embed.add_argument("--out", type=Path, help="where to write embedded.npz/.png (default <run>/embedded/<name>)")
     embed.add_argument("--size", type=int, help="image side (default: the training images')")
     embed.add_argument("--device", default="auto", help="auto, cpu or cuda")

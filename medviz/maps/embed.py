@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import open_dict
 
@@ -26,6 +27,7 @@ from medviz.methods.base import ContrastiveMethod, upgrade_state_dict
 from medviz.runs.checkpoints import newest_checkpoint
 from medviz.runs.config import load_run_config
 from medviz.runs.rebuild import build_method
+from medviz.text import spreadsheet_cell
 
 log = logging.getLogger("medviz")
 
@@ -168,4 +170,91 @@ def embed_into_run(run_dir: Path, source: Path, out_dir: Path, size: int | None 
         overlay=coords,
     )
     log.info(f"embedded {len(coords)} images from {source} into {out_dir}")
+    return out_dir
+
+
+def dataset_images(run_dir: Path, overrides: list[str]) -> tuple[np.ndarray, list[str], pd.DataFrame | None, str]:
+    """The images of the run's own dataset settings changed by ``overrides`` (``dataset.plate=P3``,
+    ``dataset.path=<new export>``): the same format, box, size, channels and illumination as the run's.
+
+    Returns the images (M, H, W, C), each one's name (its metadata ``path`` where it has one), the
+    metadata table (or None) and what they are, for messages.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from medviz.instantiate import build
+
+    cfg = load_run_config(run_dir)
+    wrong = [o for o in overrides if "=" not in o or not o.split("=", 1)[0].startswith("dataset.")]
+    if wrong:
+        raise ConfigError(
+            f"medviz embed: {', '.join(wrong)}: give settings of the run's dataset as dataset.<key>=<value>, "
+            "e.g. dataset.plate=P3 or dataset.path=<tables of the new plates>"
+        )
+    # A run folder keeps its config resolved: a setting reaches the source's arguments of the same name too.
+    source_keys = set(cfg.dataset.get("source") or {})
+    mirrored = [f"dataset.source.{o.split('=', 1)[0][len('dataset.') :]}={o.split('=', 1)[1]}" for o in overrides]
+    mirrored = [m for m in mirrored if m.split("=", 1)[0].removeprefix("dataset.source.") in source_keys]
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([*overrides, *mirrored]))
+        node = cfg.dataset.get("source")
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"medviz embed: {', '.join(overrides)}: {err}") from None
+    if node is None:
+        raise ConfigError(f"{run_dir}: its config names no dataset source")
+    data = build(cfg.dataset.source, "dataset.source")
+    metadata = data.metadata
+    if metadata is not None and "path" in metadata.columns:
+        names = [str(p) for p in metadata["path"]]
+    elif data.files is not None:
+        names = [str(f) for f in data.files]
+    else:
+        names = [str(i) for i in range(len(data))]
+    return np.asarray(data.images), names, metadata, f"{data.name} ({' '.join(overrides)})"
+
+
+def embed_dataset_into_run(run_dir: Path, overrides: list[str], out_dir: Path, device: str = "auto") -> Path:
+    """Embed the crops (or images) the run's dataset gives with ``overrides`` -- new plates of the same
+    screen -- into the run's map; write ``embedded.npz``, ``embedded.png`` and ``embedded_points.csv``
+    (x, y and every metadata column) to ``out_dir``."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} does not exist")
+    dev = torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
+    module = load_trained(run_dir, dev)
+    images, names, metadata, what = dataset_images(run_dir, overrides)
+    size = training_image_size(run_dir)
+    if images.shape[1:3] != (size, size):
+        raise DataError(
+            f"{what}: images of {images.shape[1]}x{images.shape[2]} px, but the run trained on {size}x{size}; "
+            "keep dataset.size (and dataset.box) as the run had them"
+        )
+    check_like_training(images, module, run_dir, Path(what))
+    coords = embed_images(module, images)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / "embedded.npz", embedding=coords, names=np.array(names))
+    table = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1]})
+    if metadata is not None:
+        table = pd.concat([table, metadata.reset_index(drop=True)], axis=1)
+    else:
+        table["name"] = names
+    for column in table.columns:  # text a spreadsheet would run as a formula is written as text
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            table[column] = table[column].astype(object).map(spreadsheet_cell, na_action="ignore")
+    tmp = out_dir / ".embedded_points.csv.tmp"
+    table.to_csv(tmp, index=False)
+    tmp.replace(out_dir / "embedded_points.csv")
+    existing = np.load(run_dir / "embedding.npz")
+    plot_map(
+        existing["embedding"],
+        existing["labels"],
+        list(existing["class_names"]),
+        out_dir / "embedded.png",
+        title=f"{len(coords)} new images (black) in the map of {run_dir.name}",
+        overlay=coords,
+    )
+    log.info(f"embedded {len(coords)} images of {what} into {out_dir}")
     return out_dir

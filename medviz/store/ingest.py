@@ -257,7 +257,7 @@ def _add(
     per_batch, commit_every = (
         (1, 1) if blocks and not fields else (1 if fields else min(64, commit_every), commit_every)
     )
-    parallel = {"parallel_from": 2, "shared_slots": False, "in_flight_per_worker": 2} if fields else {}
+    parallel = {"parallel_from": 2, "in_flight_per_worker": 2, "block_rows": _slot_rows(items)} if fields else {}
     with Appender(store_dir, index, commit_every) as appender, progress:
         position = 0
         stored_kind = None if appender.shape is None else (appender.shape, appender.dtype)
@@ -280,6 +280,11 @@ def _add(
     if appender.unreadable:
         log.warning(f"{what}: skipped {appender.unreadable} unreadable of {images} new images (see warnings above)")
     return appender.added, appender.unreadable
+
+
+def _slot_rows(items: Sequence[SourceItem]) -> int:
+    """Images per shared slot for blocks: the largest block's count (the workers cap it by size)."""
+    return max(1, max(item.count for item in items))
 
 
 def _refuse_mixed(what: str, stored: int, stored_kind: str, odd: dict[str, list[str]]) -> None:

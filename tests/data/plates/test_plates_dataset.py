@@ -101,6 +101,13 @@ def test_a_run_on_crops_keeps_them_by_identity_when_a_plate_is_added(tmp_path, m
     medviz_main(["explore", "--run", str(run_dir)])
     page = (run_dir / "explorer.html").read_text()
     assert "Metadata_Well" in page and "ObjectNumber" in page
+    # The new plate placed into the finished map, cut as the run's crops were.
+    medviz_main(["embed", "--run", str(run_dir), "dataset.plate=P3"])
+    placed = pd.read_csv(run_dir / "embedded" / "P3" / "embedded_points.csv")
+    assert len(placed) == 12 and set(placed["Metadata_Plate"]) == {"P3"}
+    assert placed["path"].tolist()[:2] == ["P3/7/1", "P3/7/2"] and placed[["x", "y"]].notna().all().all()
+    with pytest.raises(SystemExit):
+        medviz_main(["embed", "--run", str(run_dir), "plate=P3"])
 
 
 def test_the_built_in_screen_reads_through_its_tables_and_through_its_masks(tmp_path):
