@@ -208,7 +208,9 @@ def test_a_field_too_large_to_read_whole_is_skipped_with_the_fix(tmp_path, caplo
     assert "a 64x64 px field of 2 file(s) needs" in caplog.text and "split the field into tiles" in caplog.text
 
 
-def test_fields_are_cut_in_worker_processes_into_the_same_store(tmp_path):
+@pytest.mark.parametrize("slot_bytes", [256 * 2**20, 1], ids=["blocks-in-shared-slots", "blocks-through-the-pipe"])
+def test_fields_are_cut_in_worker_processes_into_the_same_store(tmp_path, monkeypatch, slot_bytes):
+    monkeypatch.setattr("medviz.store.workers.BLOCK_SLOT_BYTES", slot_bytes)  # 1: no block fits a slot
     screen = write_screen(tmp_path / "screen", wells=("A01", "B02", "C03"))
     tables = write_spreadsheet(screen, tmp_path / "export")
     parallel = load_cellprofiler(str(tables), box=BOX, workers=2, cache_dir=str(tmp_path / "a"))
