@@ -63,6 +63,10 @@ def test_every_group_has_options():
         "arrays",
         "digits",
         "digits_native",
+        "cellprofiler",
+        "deepprofiler",
+        "masks",
+        "synthplates",
     }
     assert set(OPTIONS["dataset"]) == expected
 
@@ -124,7 +128,13 @@ def test_gpu_trainer_uses_bf16(tmp_path):
 
 @pytest.mark.parametrize("dataset", OPTIONS["dataset"])
 def test_every_dataset_option_composes(dataset, tmp_path):
-    extra = {"folder": ["dataset.path=/data"], "arrays": ["dataset.path=/data/cells.npz"]}.get(dataset, [])
+    extra = {
+        "folder": ["dataset.path=/data"],
+        "arrays": ["dataset.path=/data/cells.npz"],
+        "cellprofiler": ["dataset.path=/data/analysis"],
+        "deepprofiler": ["dataset.path=/data/project"],
+        "masks": ["dataset.path=/data/fields"],
+    }.get(dataset, [])
     cfg = compose_config([f"dataset={dataset}", *extra], tmp_path)
     assert cfg.dataset.source._target_.startswith("medviz.data.")
     assert isinstance(cfg.dataset.name, str) and cfg.dataset.name
