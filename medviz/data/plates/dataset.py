@@ -25,11 +25,12 @@ import pandas as pd
 
 from medviz.bulk import paused_gc
 from medviz.data.image_arrays import ImageArrays
+from medviz.data.plates.blocks import read_block
 from medviz.data.plates.crops import CropSettings, inside
 from medviz.data.plates.field_reader import FieldPayload, FieldUnreadable, field_shape
 from medviz.data.plates.fields import LABEL, Field, FieldSet, X, Y
 from medviz.data.plates.illumination import plate_functions, saved_functions
-from medviz.data.plates.shards import from_shards, plates_of, read_block, shard_dir
+from medviz.data.plates.shards import from_shards, plates_of, shard_dir
 from medviz.data.prepare.memory import physical_memory
 from medviz.data.prepare.metadata import PATH_KEY
 from medviz.errors import DataError

@@ -16,11 +16,10 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from medviz.data.plates.field_reader import FieldPayload, read_field_crops
+from medviz.data.plates.blocks import ShardBlock
 from medviz.data.plates.fields import FIELD, FieldSet
 from medviz.errors import DataError
 from medviz.store.index import Entry, StoreIndex
@@ -30,30 +29,6 @@ from medviz.text import shown_list
 log = logging.getLogger("medviz")
 
 SHARD_MARK = "-plate-"
-
-
-class ShardBlock(NamedTuple):
-    """One field's crops as a shard holds them: rows ``row`` .. ``row + count - 1`` of its row file."""
-
-    file: str
-    shape: tuple[int, ...]
-    dtype: str
-    row: int
-    count: int
-
-
-def read_block(payload: FieldPayload | ShardBlock) -> np.ndarray:
-    """A field's crops (K, size, size, C): copied from a shard, or cut from the field (the store's reader)."""
-    if isinstance(payload, ShardBlock):
-        dtype = np.dtype(payload.dtype)
-        row_bytes = int(np.prod(payload.shape)) * dtype.itemsize
-        block = np.fromfile(
-            payload.file, dtype=dtype, count=payload.count * int(np.prod(payload.shape)), offset=payload.row * row_bytes
-        )
-        if block.size != payload.count * int(np.prod(payload.shape)):
-            raise ValueError(f"{payload.file}: the shard ended before row {payload.row + payload.count}")
-        return block.reshape(payload.count, *payload.shape)
-    return read_field_crops(payload)
 
 
 def shard_dir(store_dir: Path, plate: str) -> Path:
