@@ -116,14 +116,20 @@ def read_batch(
 
 def read_block_into(reader: Callable[[object], np.ndarray], payload: object, slot: Slot) -> DecodedBatch:
     """``reader(payload)`` for one item that decodes to a block (K, H, W, C): written into ``slot``
-    when it fits (its first K rows; only K comes back), else sent back whole."""
+    when it fits (its first K rows; only K comes back), else sent back whole. A reader with a
+    ``writes_into(payload, slot)`` attribute writes the block into the slot itself and returns K
+    (or the block, when it does not fit), saving a copy of every image."""
     batch = DecodedBatch(1)
+    target = slot.view()
+    writes_into = getattr(reader, "writes_into", None)  # a reader that can write into the slot itself
     try:
-        block = reader(payload)
+        block = writes_into(payload, target) if writes_into is not None else reader(payload)
     except UNREADABLE as err:
         batch.errors[0] = f"{type(err).__name__}: {err}"
         return batch
-    target = slot.view()
+    if isinstance(block, int):  # written into the slot: its first rows
+        batch.stacked, batch.rows = 1, block
+        return batch
     if block.shape[1:] == target.shape[1:] and block.dtype == target.dtype and 0 < len(block) <= len(target):
         target[: len(block)] = block
         batch.stacked, batch.rows = 1, len(block)

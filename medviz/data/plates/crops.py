@@ -70,17 +70,23 @@ def cut_crops(
     settings: CropSettings,
     mask: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """The crops (K, size, size, C) of ``field`` (H, W, C) around ``centres`` (K, 2) as (x, y), in its dtype.
 
     Boxes that cross the edge are filled with the background level where they leave the field (the
     caller has dropped them already under ``edge=drop``). With ``settings.mask_objects``, ``mask``
     (H, W) and each object's ``labels`` (K,), pixels of other labels and of the background are blanked.
+    ``out``: an array (K, size, size, C) of the field's dtype to write the crops into (a worker's
+    shared slot: no copy afterwards); returned.
     """
     box = settings.box
     height, width, channels = field.shape
     level = background_level(field)
-    crops = np.empty((len(centres), settings.size, settings.size, channels), field.dtype)
+    shape = (len(centres), settings.size, settings.size, channels)
+    if out is not None and (out.shape != shape or out.dtype != field.dtype):
+        raise ValueError(f"crops of {shape} {field.dtype} cannot be written into {out.shape} {out.dtype}")
+    crops = out if out is not None else np.empty(shape, field.dtype)
     for k, (top, left) in enumerate(box_origins(centres, box)):
         crop = np.empty((box, box, channels), field.dtype)
         crop[:] = level

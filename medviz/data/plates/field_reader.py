@@ -99,15 +99,20 @@ def corrected(field: np.ndarray, functions: tuple[str, ...], where: str) -> np.n
     return np.clip(np.round(out), 0, top).astype(field.dtype)
 
 
-def read_field_crops(payload: FieldPayload) -> np.ndarray:
-    """Every crop (K, size, size, C) of one field, in its stored dtype: one read of its files."""
+def read_field_crops(payload: FieldPayload, out: np.ndarray | None = None) -> np.ndarray:
+    """Every crop (K, size, size, C) of one field, in its stored dtype: one read of its files.
+
+    ``out``: where to write them when it is of the field's dtype and the crops' shape (else a new array).
+    """
     field = read_field(payload.files, payload.where)
     if payload.illumination is not None:
         field = corrected(field, payload.illumination, payload.where)
     mask = None
     if payload.mask is not None:
         mask = read_label_image(payload.mask, field.shape[:2], payload.where)
-    return cut_crops(field, payload.centres, payload.settings, mask, payload.labels)
+    size, channels = payload.settings.size, field.shape[-1]
+    fits = out is not None and out.dtype == field.dtype and out.shape == (len(payload.centres), size, size, channels)
+    return cut_crops(field, payload.centres, payload.settings, mask, payload.labels, out if fits else None)
 
 
 def field_shape(path: str) -> tuple[int, int]:

@@ -45,7 +45,7 @@ def test_two_plates_cut_at_once_by_two_processes_then_read_as_one_without_cuttin
     shards = sorted(p.name.rsplit("-plate-", 1)[1] for p in (cache / "stores").glob("*-plate-*"))
     assert shards == ["P1", "P2"]
     with caplog.at_level(logging.INFO, logger="medviz"):
-        data = load_cellprofiler(str(tables), box=BOX, cache_dir=str(cache), workers=1)
+        data = load_cellprofiler(str(tables), box=BOX, cache_dir=str(cache), workers=2)  # copied by the workers
     assert "up to 18 of them copied from plate shards, not cut again" in caplog.text
     assert_crops_match_their_rows(data, screen, BOX)
     direct = load_cellprofiler(str(tables), box=BOX, cache_dir=str(tmp_path / "other"), workers=1)
