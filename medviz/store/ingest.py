@@ -257,7 +257,11 @@ def _add(
     per_batch, commit_every = (
         (1, 1) if blocks and not fields else (1 if fields else min(64, commit_every), commit_every)
     )
-    parallel = {"parallel_from": 2, "in_flight_per_worker": 2, "block_rows": _slot_rows(items)} if fields else {}
+    parallel = (
+        {"parallel_from": 2, "in_flight_per_worker": FIELDS_IN_FLIGHT_PER_WORKER, "block_rows": _slot_rows(items)}
+        if fields
+        else {}
+    )
     with Appender(store_dir, index, commit_every) as appender, progress:
         position = 0
         stored_kind = None if appender.shape is None else (appender.shape, appender.dtype)
@@ -280,6 +284,12 @@ def _add(
     if appender.unreadable:
         log.warning(f"{what}: skipped {appender.unreadable} unreadable of {images} new images (see warnings above)")
     return appender.added, appender.unreadable
+
+
+#: Fields each worker may have cut or in hand before the store takes them: enough to keep cutting
+#: while the store's writes wait on the disk, few enough that memory stays bounded (a slot holds one
+#: field's crops, at most ``workers.BLOCK_SLOT_BYTES``).
+FIELDS_IN_FLIGHT_PER_WORKER = 2
 
 
 def _slot_rows(items: Sequence[SourceItem]) -> int:
