@@ -12,7 +12,8 @@ import pytest
 
 from medviz.data.sources.plates import load_cellprofiler
 from medviz.errors import DataError
-from tests.helpers.config import REPO
+from medviz.training.pipeline import train
+from tests.helpers.config import REPO, TINY, compose_config
 from tests.helpers.plates import assert_crops_match_their_rows, write_screen, write_spreadsheet
 
 BOX = 16
@@ -34,7 +35,7 @@ def _ingest(tables, cache, *overrides: str, multirun: bool = False) -> subproces
 
 
 @pytest.mark.trains  # processes of their own
-def test_two_plates_cut_at_once_by_two_processes_then_read_as_one_without_cutting_again(tmp_path, caplog):
+def test_two_plates_cut_at_once_by_two_processes_then_one_training_over_both(tmp_path, caplog):
     screen = write_screen(tmp_path / "screen", wells=("A01", "B02", "C03"))
     tables = write_spreadsheet(screen, tmp_path / "export")
     cache = tmp_path / "cache"
@@ -44,9 +45,26 @@ def test_two_plates_cut_at_once_by_two_processes_then_read_as_one_without_cuttin
         assert job.returncode == 0, err[-3000:]
     shards = sorted(p.name.rsplit("-plate-", 1)[1] for p in (cache / "stores").glob("*-plate-*"))
     assert shards == ["P1", "P2"]
+    # One training over both plates: the dataset's store is assembled from the two shards.
+    cfg = compose_config(
+        [
+            *(o for o in TINY if not o.startswith("dataset.")),
+            "dataset=cellprofiler",
+            f"dataset.path={tables}",
+            f"dataset.box={BOX}",
+            "dataset.ingest_workers=2",  # the shards' blocks are copied by the workers
+            "dataset.batch=Metadata_Plate",
+            "aug=fluorescence",
+            "batch_size=8",
+            "schedule.epochs=[1,1,1]",
+        ],
+        run_dir=tmp_path / "run",
+    )
     with caplog.at_level(logging.INFO, logger="medviz"):
-        data = load_cellprofiler(str(tables), box=BOX, cache_dir=str(cache), workers=2)  # copied by the workers
+        metrics = train(cfg)
     assert "up to 18 of them copied from plate shards, not cut again" in caplog.text
+    assert metrics["n_images"] == 18 and metrics["batch_knn_chance"] == 0.5
+    data = load_cellprofiler(str(tables), box=BOX, cache_dir=str(cache), workers=1)
     assert_crops_match_their_rows(data, screen, BOX)
     direct = load_cellprofiler(str(tables), box=BOX, cache_dir=str(tmp_path / "other"), workers=1)
     np.testing.assert_array_equal(np.asarray(data.images), np.asarray(direct.images))
