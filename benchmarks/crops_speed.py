@@ -16,7 +16,9 @@ is its own:
 4. the same ingest of a screen with ``--scale`` times the plates: its peak memory (the main
    process and the largest worker) should stay where it was, as fields are streamed.
 
-The loops and the speed ratios run on the larger screen (an ingest starts its worker processes
+Every step starts with what earlier steps wrote flushed to disk (``os.sync``): the store writes
+its crops, and a step that had to wait for another's writes would be measured unfairly. The
+loops and the speed ratios run on the larger screen (an ingest starts its worker processes
 once, about half a second here); the memory ratio compares the two ingests.
 
 Crops per second are printed side by side, with the ratios.
@@ -27,6 +29,7 @@ Crops per second are printed side by side, with the ratios.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -91,6 +94,8 @@ def measure(
     step: str, tables: Path, box: int, size: int, cache: Path, limit: int = 10**12
 ) -> tuple[float, int, float, float]:
     """(seconds, crops, peak RSS of the process in MiB, largest peak RSS of its workers in MiB)."""
+    # What earlier steps wrote is flushed first: no step pays for another's writes to disk.
+    os.sync()
     done = subprocess.run(
         [sys.executable, "-c", _STEP, step, str(tables), str(box), str(cache), str(limit), str(size)],
         capture_output=True,
