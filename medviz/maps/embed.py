@@ -26,8 +26,8 @@ from medviz.maps.plots import plot_map
 from medviz.methods.base import ContrastiveMethod, upgrade_state_dict
 from medviz.runs.checkpoints import newest_checkpoint
 from medviz.runs.config import load_run_config
+from medviz.runs.files import write_spreadsheet_csv
 from medviz.runs.rebuild import build_method
-from medviz.text import spreadsheet_cell
 
 log = logging.getLogger("medviz")
 
@@ -151,13 +151,24 @@ def embed_into_run(run_dir: Path, source: Path, out_dir: Path, size: int | None 
     """Embed ``source`` with the run's network; write ``embedded.npz`` and ``embedded.png`` to ``out_dir``."""
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist")
-    dev = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
-    )
-    module = load_trained(run_dir, dev)
+    module = load_trained(run_dir, _device(device))
     images, names = read_images(source, size or training_image_size(run_dir), module.preprocess.channels == 3)
     check_like_training(images, module, run_dir, source)
     coords = embed_images(module, images)
+    _save_embedded(run_dir, out_dir, coords, names)
+    log.info(f"embedded {len(coords)} images from {source} into {out_dir}")
+    return out_dir
+
+
+def _device(device: str) -> torch.device:
+    """``--device``: auto (the GPU when there is one), cpu or cuda."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _save_embedded(run_dir: Path, out_dir: Path, coords: np.ndarray, names: list[str]) -> None:
+    """``embedded.npz`` (coordinates (M, 2) and names) and ``embedded.png``: the run's map with the new points."""
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(out_dir / "embedded.npz", embedding=coords, names=np.array(names))
     existing = np.load(run_dir / "embedding.npz")
@@ -169,8 +180,6 @@ def embed_into_run(run_dir: Path, source: Path, out_dir: Path, size: int | None 
         title=f"{len(coords)} new images (black) in the map of {run_dir.name}",
         overlay=coords,
     )
-    log.info(f"embedded {len(coords)} images from {source} into {out_dir}")
-    return out_dir
 
 
 def dataset_images(run_dir: Path, overrides: list[str]) -> tuple[np.ndarray, list[str], pd.DataFrame | None, str]:
@@ -221,10 +230,7 @@ def embed_dataset_into_run(run_dir: Path, overrides: list[str], out_dir: Path, d
     (x, y and every metadata column) to ``out_dir``."""
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist")
-    dev = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
-    )
-    module = load_trained(run_dir, dev)
+    module = load_trained(run_dir, _device(device))
     images, names, metadata, what = dataset_images(run_dir, overrides)
     size = training_image_size(run_dir)
     if images.shape[1:3] != (size, size):
@@ -234,27 +240,12 @@ def embed_dataset_into_run(run_dir: Path, overrides: list[str], out_dir: Path, d
         )
     check_like_training(images, module, run_dir, Path(what))
     coords = embed_images(module, images)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / "embedded.npz", embedding=coords, names=np.array(names))
+    _save_embedded(run_dir, out_dir, coords, names)
     table = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1]})
     if metadata is not None:
         table = pd.concat([table, metadata.reset_index(drop=True)], axis=1)
     else:
         table["name"] = names
-    for column in table.columns:  # text a spreadsheet would run as a formula is written as text
-        if not pd.api.types.is_numeric_dtype(table[column]):
-            table[column] = table[column].astype(object).map(spreadsheet_cell, na_action="ignore")
-    tmp = out_dir / ".embedded_points.csv.tmp"
-    table.to_csv(tmp, index=False)
-    tmp.replace(out_dir / "embedded_points.csv")
-    existing = np.load(run_dir / "embedding.npz")
-    plot_map(
-        existing["embedding"],
-        existing["labels"],
-        list(existing["class_names"]),
-        out_dir / "embedded.png",
-        title=f"{len(coords)} new images (black) in the map of {run_dir.name}",
-        overlay=coords,
-    )
+    write_spreadsheet_csv(table, out_dir / "embedded_points.csv")
     log.info(f"embedded {len(coords)} images of {what} into {out_dir}")
     return out_dir

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -109,11 +110,17 @@ def save_points_table(run_dir: Path, coords: np.ndarray, data: ImageArrays) -> P
         table = pd.concat([table, extra.reset_index(drop=True)], axis=1)
     else:
         table["index"] = np.arange(len(data))
+    return write_spreadsheet_csv(table, run_dir / POINTS_FILE)
+
+
+def write_spreadsheet_csv(table: pd.DataFrame, path: Path) -> Path:
+    """``table`` as a CSV a spreadsheet opens safely: text cells it would run as a formula are
+    neutralised (:func:`spreadsheet_cell`); written beside and renamed, so a reader never sees half."""
+    table = table.copy()
     for column in table.columns:
         if not pd.api.types.is_numeric_dtype(table[column]):
-            table[column] = table[column].map(spreadsheet_cell, na_action="ignore")
-    path = run_dir / POINTS_FILE
-    tmp = path.with_suffix(".csv.tmp")
+            table[column] = table[column].astype(object).map(spreadsheet_cell, na_action="ignore")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     table.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL)
     tmp.replace(path)
     return path

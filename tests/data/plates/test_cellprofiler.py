@@ -201,7 +201,7 @@ def test_8_and_16_bit_fields_mixed_are_refused_naming_examples(tmp_path):
 
 
 def test_a_field_too_large_to_read_whole_is_skipped_with_the_fix(tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr("medviz.data.plates.dataset.FIELD_MEMORY_SHARE", 1e-9)
+    monkeypatch.setattr("medviz.data.plates.plan.FIELD_MEMORY_SHARE", 1e-9)
     tables = write_spreadsheet(write_screen(tmp_path / "screen", plates=("P1",)), tmp_path / "export")
     with caplog.at_level(logging.WARNING, logger="medviz"), pytest.raises(DataError, match="none of its 6 objects"):
         load_cellprofiler(str(tables), box=BOX, workers=1)
