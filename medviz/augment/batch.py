@@ -23,7 +23,7 @@ The sets of the paper:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,7 @@ from medviz.augment.colour import (
     to_grayscale,
 )
 from medviz.augment.intensity import ChannelIntensity
+from medviz.augment.technical import TechnicalJitter, TechnicalSettings
 from medviz.errors import ConfigError
 
 _JITTER_OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
@@ -75,6 +76,10 @@ class BatchAugment(nn.Module):
         channel_jitter, channel_jitter_p, channel_dropout_p, noise_std: per-channel intensity
             augmentations for any channel count (:class:`~medviz.augment.intensity.ChannelIntensity`);
             all off by default.
+        technical: technical augmentations (:mod:`medviz.augment.technical`: per-channel gain, offset,
+            gamma and blur, or H&E stain jitter), a mapping of :class:`TechnicalSettings`; off by default.
+            ``kind=auto`` is resolved by the caller that knows the stored dtype (else: 3 channels ->
+            stain).
     """
 
     def __init__(
@@ -92,6 +97,7 @@ class BatchAugment(nn.Module):
         channel_jitter_p: float = 0.0,
         channel_dropout_p: float = 0.0,
         noise_std: float = 0.0,
+        technical: Mapping | None = None,
     ) -> None:
         super().__init__()
         channels = len(fill)
@@ -115,6 +121,8 @@ class BatchAugment(nn.Module):
         self.jitter_p = float(jitter_p)
         self.gray_p = float(gray_p)
         self.intensity = ChannelIntensity(channel_jitter, channel_jitter_p, channel_dropout_p, noise_std)
+        settings = TechnicalSettings.from_config(technical).resolved(channels, eight_bit=channels == 3)
+        self.technical = TechnicalJitter(settings, channels)
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
@@ -130,6 +138,7 @@ class BatchAugment(nn.Module):
             )
         x = images if images.is_floating_point() else images.float() / 255.0
         x = self.geometric(x)
+        x = self.technical(x)  # acquisition differences first, then the colour jitter of the view
         x = self.colour(x, sync_free=sync_free)
         return self.intensity(x, inplace=True)  # x is the warp's new tensor, never the caller's
 

@@ -16,7 +16,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from medviz.data.device_batches import DeviceBatches, EpochOrder
+from medviz.data.homogeneous_order import HomogeneousOrder
 from medviz.data.image_arrays import ImageArrays
+from medviz.data.partners import CrossBatchPartners
 from medviz.errors import ConfigError, DataError
 from medviz.store.gather import gather
 
@@ -68,6 +70,24 @@ class MemmapImages(Dataset):
         return torch.from_numpy(rows.transpose(0, 3, 1, 2).copy()), torch.from_numpy(idx)
 
 
+class PartneredImages(Dataset):
+    """A training view of another dataset: each batch also brings each image's cross-batch partner
+    (:mod:`medviz.data.partners`): ``(images, partner images, indices, partner indices)``."""
+
+    def __init__(self, images: Dataset, partners: CrossBatchPartners) -> None:
+        self.images = images
+        self.partners = partners
+
+    def __len__(self) -> int:
+        return len(self.images)  # type: ignore[arg-type]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        images, idx = self.images.__getitems__(indices)  # type: ignore[attr-defined]
+        partner_idx = self.partners.draw(np.asarray(indices))
+        partner_images, partner_idx_t = self.images.__getitems__(partner_idx.tolist())  # type: ignore[attr-defined]
+        return images, partner_images, idx, partner_idx_t
+
+
 def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Collate for ``__getitems__``: the dataset already returns (images, indices)."""
     return batch
@@ -85,6 +105,10 @@ class ArrayDataModule(L.LightningDataModule):
             dataset is in RAM and fits (see ``DEVICE_MEMORY_SHARE``); True forces it (also on
             the CPU, where it is the same data without a loader); False never.
         seed: data order (epoch e uses the permutation seeded with ``seed + e``).
+        homogeneous: every training mini-batch from one technical batch (``data.batches()``;
+            :mod:`medviz.data.homogeneous_order`); the data must have a batch column.
+        partners: cross-batch positives (:mod:`medviz.data.partners`): training batches then bring
+            each image's partner too, ``(images, partner images, indices, partner indices)``.
     """
 
     def __init__(
@@ -94,6 +118,8 @@ class ArrayDataModule(L.LightningDataModule):
         num_workers: int = 0,
         on_device: bool | str = "auto",
         seed: int = 0,
+        homogeneous: bool = False,
+        partners: CrossBatchPartners | None = None,
     ) -> None:
         super().__init__()
         self.data = data
@@ -104,6 +130,16 @@ class ArrayDataModule(L.LightningDataModule):
         self.in_ram = not isinstance(data.images, np.memmap)
         self.dataset = UInt8Images(data.images) if self.in_ram else MemmapImages(data.images)
         self._device_images: torch.Tensor | None = None
+        self.partners = partners
+        self.groups = None
+        if homogeneous:
+            batches = data.batches()
+            if batches is None:
+                raise ConfigError(
+                    f"invariance.homogeneous_batches needs each image's technical batch, and dataset '{data.name}' "
+                    "has none: name its column with dataset.batch=<column> (e.g. Metadata_Plate)"
+                )
+            self.groups = batches
         if len(data) < 2:
             raise DataError(
                 f"dataset '{data.name}' has {len(data)} image; contrastive training needs at least 2 "
@@ -143,19 +179,36 @@ class ArrayDataModule(L.LightningDataModule):
             return self._loader(batch_size, shuffle, drop_last)
         if self._device_images is None or self._device_images.device != device:
             self._device_images = self.dataset.images.to(device)
+        partners = self.partners if shuffle else None  # training only: embedding takes each image once
+        order = self._order(batch_size, shuffle)
+        return DeviceBatches(self._device_images, batch_size, order, drop_last, partners=partners)
+
+    def _order(self, batch_size: int, shuffle: bool, split_by_rank: bool = True) -> EpochOrder:
+        """The epoch's sample order: shuffled (batch-homogeneous when asked) for training, 0..N-1 otherwise.
+
+        ``split_by_rank``: this process's share only (device batches); a loader's sampler gives every
+        index and Lightning's distributed wrapper deals them out in turn (rank r: r, r + W, ...), which
+        keeps each rank's k-th mini-batch inside the k-th global one.
+        """
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-        order = EpochOrder(
-            len(self.dataset), shuffle, self.seed, rank=rank if shuffle else 0, world_size=world if shuffle else 1
-        )
-        return DeviceBatches(self._device_images, batch_size, order, drop_last)
+        global_batch = batch_size * world
+        if not (shuffle and split_by_rank):
+            rank, world = 0, 1
+        if shuffle and self.groups is not None:
+            codes, names = self.groups
+            return HomogeneousOrder(codes, global_batch, self.seed, rank, world, group_names=names)
+        return EpochOrder(len(self.dataset), shuffle, self.seed, rank=rank, world_size=world)
 
     def _loader(self, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
         # Own generators for the order and the workers' base seed: the global generator, which the
         # augmentations draw from, advances the same whether a run is fresh or resumed.
+        dataset = (
+            PartneredImages(self.dataset, self.partners) if shuffle and self.partners is not None else self.dataset
+        )
         return DataLoader(
-            self.dataset,
+            dataset,
             batch_size=batch_size,
-            sampler=EpochOrder(len(self.dataset), shuffle, self.seed),
+            sampler=self._order(batch_size, shuffle, split_by_rank=False),
             generator=torch.Generator().manual_seed(self.seed),
             drop_last=drop_last,
             num_workers=self.num_workers,

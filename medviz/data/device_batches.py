@@ -67,21 +67,30 @@ class DeviceBatches:
         batch_size: images per batch (per process under DDP).
         order: which indices, in which order, each epoch.
         drop_last: leave out the last short batch (training: every step sees b images).
+        partners: cross-batch positives (:class:`~medviz.data.partners.CrossBatchPartners`): batches are
+            then ``(images, partner images, indices, partner indices)``.
     """
 
-    def __init__(self, images: torch.Tensor, batch_size: int, order: EpochOrder, drop_last: bool) -> None:
+    def __init__(
+        self, images: torch.Tensor, batch_size: int, order: EpochOrder, drop_last: bool, partners=None
+    ) -> None:
         self.images = images
         self.batch_size = batch_size
         self.sampler = order
         self.drop_last = drop_last
+        self.partners = partners
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.sampler), self.batch_size)
         return full if self.drop_last or not rest else full + 1
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         order = self.sampler.indices(self.images.device)  # shorter in an epoch resumed part-way
         full, rest = divmod(len(order), self.batch_size)
         for i in range(full if self.drop_last or not rest else full + 1):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.images[index], index
+            if self.partners is None:
+                yield self.images[index], index
+                continue
+            partner = torch.as_tensor(self.partners.draw(index.cpu().numpy()), device=index.device)
+            yield self.images[index], self.images[partner], index, partner

@@ -106,6 +106,14 @@ class ImageArrays:
         codes, names = pd.factorize(values, sort=True)
         return codes.astype(np.int64), tuple(str(n) for n in names)
 
+    def intensity_rows(self) -> np.ndarray | None:
+        """With ``dataset.normalise=batch``: each image's row of the per-batch ranges, int64 (N,) (matched by
+        the batch's name); None otherwise."""
+        scale = self.scale()
+        if not scale.per_batch or self.batch_column is None or self.metadata is None:
+            return None
+        return scale.batch_rows(self.metadata[self.batch_column])
+
     def __len__(self) -> int:
         return len(self.images)
 
@@ -164,8 +172,12 @@ class ImageArrays:
         if scale.is_byte_range():
             return border_colour(self.images).tolist()
         mean = BorderMean(self.channels, full_scale=1.0)
+        rows = self.intensity_rows()
+        start = 0
         for block in blocks(self.images, 1024):  # to_unit copies whole images: small blocks
-            mean.add(scale.to_unit(block, np.float64))
+            of_block = None if rows is None else rows[start : start + len(block)]
+            mean.add(scale.to_unit(block, np.float64, rows=of_block))
+            start += len(block)
         return mean.value().tolist()
 
     def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
@@ -179,15 +191,19 @@ class ImageArrays:
         step = max(1, len(self.images) // 20000)
         rows = np.arange(0, len(self.images), step)
         image_values = int(np.prod(self.images.shape[1:]))
+        ranges = self.intensity_rows()  # per-batch ranges (dataset.normalise=batch), else None
         if len(rows) * image_values * 8 <= STATS_IN_ONE_PASS:
-            sample = self.scale().to_unit(self.images[::step], np.float64)
+            of_rows = None if ranges is None else ranges[::step]
+            sample = self.scale().to_unit(self.images[::step], np.float64, rows=of_rows)
             mean = sample.mean(axis=(0, 1, 2))
             std = np.maximum(sample.std(axis=(0, 1, 2)), 1e-3)
             return mean.astype(np.float32), std.astype(np.float32)
         total, squares, count = np.zeros(self.channels), np.zeros(self.channels), 0
         block = max(1, STATS_BLOCK // 8 // image_values)
         for start in range(0, len(rows), block):
-            x = self.scale().to_unit(gather(self.images, rows[start : start + block]), np.float64)
+            chunk = rows[start : start + block]
+            of_chunk = None if ranges is None else ranges[chunk]
+            x = self.scale().to_unit(gather(self.images, chunk), np.float64, rows=of_chunk)
             total += x.sum(axis=(0, 1, 2))
             squares += np.square(x).sum(axis=(0, 1, 2))
             count += x.shape[0] * x.shape[1] * x.shape[2]

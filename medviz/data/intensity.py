@@ -8,6 +8,10 @@ Chosen per dataset with ``dataset.normalise`` (docs/datasets.md, "Fluorescence")
 * ``image``: each image and channel scaled from its own minimum to its maximum. What readers
   that stretch every file do; it erases differences in absolute intensity between images.
 * ``fixed``: a user-given range per channel (``dataset.intensity_range``).
+* ``batch``: percentiles per technical batch (``dataset.batch``) and channel: each plate's images
+  are mapped by that plate's own range, so a plate imaged brighter (lamp, exposure, camera offset)
+  lands where the others do, while intensity differences *within* a plate -- the phenotype --
+  are kept (docs/invariance.md).
 * ``auto`` (default): 8-bit images use the fixed range 0-255 (exactly what medviz always did for
   RGB, so every RGB result stays the same); 16-bit and float images use ``dataset``.
 
@@ -27,7 +31,7 @@ from medviz.store.gather import gather
 
 log = logging.getLogger("medviz")
 
-MODES = ("auto", "dataset", "image", "fixed")
+MODES = ("auto", "dataset", "image", "fixed", "batch")
 #: Percentiles are computed on at most this many images, evenly spaced through the dataset.
 PERCENTILE_SAMPLE = 20_000
 #: ... and at most this many pixels per channel (the sort behind a percentile copies them).
@@ -39,15 +43,21 @@ class Intensity:
     """A resolved intensity mapping (never ``auto``).
 
     Attributes:
-        mode: ``fixed``, ``dataset`` or ``image``.
-        low, high: per-channel raw values mapped to 0 and 1 (empty for ``image``).
-        percentiles: the percentiles ``low``/``high`` came from (``dataset`` only).
+        mode: ``fixed``, ``dataset``, ``image`` or ``batch``.
+        low, high: per-channel raw values mapped to 0 and 1 (empty for ``image``; for ``batch``, the
+            whole dataset's, used where an image's batch is not given: thumbnails, the pixel t-SNE).
+        percentiles: the percentiles ``low``/``high`` came from (``dataset`` and ``batch``).
+        batch_names: ``batch``: the technical batches, in the order of the rows below.
+        batch_low, batch_high: ``batch``: one per-channel low/high per technical batch.
     """
 
     mode: str
     low: tuple[float, ...] = ()
     high: tuple[float, ...] = ()
     percentiles: tuple[float, float] | None = None
+    batch_names: tuple[str, ...] = ()
+    batch_low: tuple[tuple[float, ...], ...] = ()
+    batch_high: tuple[tuple[float, ...], ...] = ()
 
     @property
     def per_image(self) -> bool:
@@ -57,12 +67,36 @@ class Intensity:
         """Whether this is the plain 0-255 mapping of 8-bit images (medviz's RGB path)."""
         return self.mode == "fixed" and set(self.low) == {0.0} and set(self.high) == {255.0}
 
-    def to_unit(self, images: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-        """Raw images (N, H, W, C) -> intensities in [0, 1] of ``dtype``, same shape."""
+    @property
+    def per_batch(self) -> bool:
+        return self.mode == "batch"
+
+    def batch_rows(self, batches) -> np.ndarray:
+        """Each image's row of ``batch_low``/``batch_high`` from its technical batch's name (N,) ->
+        int64 (N,); matched by name, so a subset or another order of images finds the right row."""
+        where = {name: row for row, name in enumerate(self.batch_names)}
+        values = [str(b) for b in batches]
+        unknown = sorted({v for v in values if v not in where})
+        if unknown:
+            raise ValueError(
+                f"technical batches without intensities of their own: {', '.join(unknown[:5])} "
+                f"(known: {', '.join(self.batch_names[:5])}{' ...' if len(self.batch_names) > 5 else ''})"
+            )
+        return np.fromiter((where[v] for v in values), np.int64, len(values))
+
+    def to_unit(self, images: np.ndarray, dtype: type = np.float32, rows: np.ndarray | None = None) -> np.ndarray:
+        """Raw images (N, H, W, C) -> intensities in [0, 1] of ``dtype``, same shape.
+
+        ``rows``: for ``batch``, each image's row of the per-batch ranges (:meth:`batch_rows`); without
+        them the whole dataset's range is used.
+        """
         x = images.astype(dtype)
         if self.per_image:
             low = x.min(axis=(1, 2), keepdims=True)
             high = x.max(axis=(1, 2), keepdims=True)
+        elif self.per_batch and rows is not None:
+            low = np.asarray(self.batch_low, dtype=dtype)[rows][:, None, None, :]
+            high = np.asarray(self.batch_high, dtype=dtype)[rows][:, None, None, :]
         else:
             low = np.asarray(self.low, dtype=dtype)
             high = np.asarray(self.high, dtype=dtype)
@@ -77,6 +111,11 @@ class Intensity:
             out["high"] = [round(v, 4) for v in self.high]
         if self.percentiles is not None:
             out["percentiles"] = list(self.percentiles)
+        if self.per_batch:
+            out["batches"] = {
+                name: {"low": [round(v, 4) for v in lo], "high": [round(v, 4) for v in hi]}
+                for name, lo, hi in zip(self.batch_names, self.batch_low, self.batch_high, strict=True)
+            }
         return out
 
 
@@ -90,13 +129,17 @@ def sample_rows(n: int, limit: int = PERCENTILE_SAMPLE) -> np.ndarray:
     return np.arange(0, n, max(1, -(-n // limit)))
 
 
-def dataset_percentiles(images: np.ndarray, percentiles: tuple[float, float]) -> Intensity:
-    """Per-channel low/high percentiles of ``images`` (N, H, W, C) (of a sample when N is large)."""
+def dataset_percentiles(
+    images: np.ndarray, percentiles: tuple[float, float], of_rows: np.ndarray | None = None
+) -> Intensity:
+    """Per-channel low/high percentiles of ``images`` (N, H, W, C) (of a sample when N is large);
+    ``of_rows``: of those images only (sorted row indices)."""
     lo_p, hi_p = percentiles
     # At most PERCENTILE_PIXELS pixels per channel: 20,000 images of 32 px, fewer of larger ones.
     limit = max(1, min(PERCENTILE_SAMPLE, PERCENTILE_PIXELS // int(np.prod(images.shape[1:3]))))
-    rows = sample_rows(len(images), limit)
-    sample = gather(images, rows)
+    count = len(images) if of_rows is None else len(of_rows)
+    rows = sample_rows(count, limit)
+    sample = gather(images, rows if of_rows is None else of_rows[rows])
     channels = sample.shape[-1]
     flat = sample.reshape(-1, channels)
     low = np.percentile(flat, lo_p, axis=0)
@@ -148,6 +191,8 @@ def choose_intensity(
         )
     if mode == "image":
         return Intensity("image")
+    # ``batch`` starts from the dataset's percentiles; the per-batch ranges follow once each image's
+    # batch is known (:mod:`medviz.data.prepare.batch_intensity`).
     lo_p, hi_p = (float(p) for p in percentiles)
     if not 0 <= lo_p < hi_p <= 100:
         raise ConfigError(f"dataset.percentiles must be two values 0 <= low < high <= 100; got {list(percentiles)}")

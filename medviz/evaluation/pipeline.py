@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from medviz.data.image_arrays import ImageArrays
 from medviz.data.prepare.subset import stratified_rows
+from medviz.errors import ConfigError
 from medviz.evaluation import paper_numbers
 from medviz.evaluation.imagenet_features import imagenet_features
 from medviz.evaluation.linear import linear_probe_accuracy
@@ -185,6 +186,16 @@ def evaluate(cfg: DictConfig) -> None:
         metrics = evaluate_run(Path(cfg.run), k=cfg.knn_k, seed=cfg.seed)
         print(f"{cfg.run}: " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items()) if isinstance(v, float)))
     baseline_dirs = []
+    if cfg.get("harmony"):
+        if not cfg.run:
+            raise ConfigError("harmony=true corrects a finished run's features: give it with run=<run folder>")
+        from medviz.evaluation.harmony import harmony_baseline  # harmonypy is only needed here
+
+        folder = harmony_baseline(
+            Path(cfg.run), out_dir / "baselines", k=cfg.knn_k, seed=cfg.seed, max_points=int(cfg.batch_metrics_points)
+        )
+        baseline_dirs.append(folder)
+        print(f"Harmony + t-SNE of {cfg.run}: {folder}")
     if cfg.baselines:
         data = build_data(cfg)
         for name in cfg.baselines:

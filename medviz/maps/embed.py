@@ -10,6 +10,7 @@ import json
 import logging
 import zipfile
 import zlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,14 @@ import torch
 from omegaconf import open_dict
 
 from medviz.data.image_arrays import ImageStats
+from medviz.data.intensity import dataset_percentiles
 from medviz.data.readers.dtypes import as_stored
 from medviz.data.readers.images import IMAGE_SUFFIXES, read_many
 from medviz.data.sources.arrays import to_nhwc
 from medviz.errors import ConfigError, DataError
 from medviz.maps.plots import plot_map
 from medviz.methods.base import ContrastiveMethod, upgrade_state_dict
+from medviz.methods.batch_statistics import FEW_IMAGES, batch_norm_layers, own_statistics
 from medviz.runs.checkpoints import newest_checkpoint
 from medviz.runs.config import load_run_config
 from medviz.runs.files import write_spreadsheet_csv
@@ -140,11 +143,113 @@ def check_like_training(images: np.ndarray, module: ContrastiveMethod, run_dir: 
 
 
 @torch.no_grad()
-def embed_images(module: ContrastiveMethod, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Stored images (M, H, W, C) -> map coordinates float32 (M, 2), through the model's own preprocessing."""
+def embed_images(
+    module: ContrastiveMethod,
+    images: np.ndarray,
+    batch_size: int = 512,
+    groups: np.ndarray | None = None,
+    rows: torch.Tensor | None = None,
+) -> np.ndarray:
+    """Stored images (M, H, W, C) -> map coordinates float32 (M, 2), through the model's own preprocessing.
+
+    ``groups``: int (M,) technical batch of each image, for a network trained on batch-homogeneous
+    mini-batches (BEN): each group is embedded with BatchNorm statistics of its own images
+    (:mod:`medviz.methods.batch_statistics`). ``rows``: (M,) each image's per-batch intensity range
+    (``dataset.normalise=batch``; :meth:`Preprocess.batch_rows`).
+    """
     tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    out = [module.embed(batch.to(module.device)).float().cpu() for batch in tensor.split(batch_size)]
-    return torch.cat(out).numpy()
+    rows = torch.zeros(0, dtype=torch.long) if rows is None else rows
+    if groups is None or not batch_norm_layers(module):
+        groups = np.zeros(len(images), np.int64)
+        use_own_statistics = False
+    else:
+        use_own_statistics = True
+    coords = np.empty((len(images), 2), np.float32)
+    for group in np.unique(groups):
+        where = torch.from_numpy(np.flatnonzero(groups == group))
+        chunks = [
+            (tensor[chunk].to(module.device), rows[chunk].to(module.device) if rows.numel() else None)
+            for chunk in where.split(batch_size)
+        ]
+
+        def embed_all(chunks=chunks) -> np.ndarray:
+            return torch.cat([module.embed(images, of_rows).float().cpu() for images, of_rows in chunks]).numpy()
+
+        if not use_own_statistics:
+            coords[where.numpy()] = embed_all()
+            continue
+
+        def forward(pair: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+            return module.embed(*pair)
+
+        with own_statistics(module, partial(iter, chunks), forward) as seen:
+            if seen < FEW_IMAGES:
+                log.warning(f"technical batch {group}: BatchNorm statistics from {seen} new images only; noisy")
+            coords[where.numpy()] = embed_all()
+    return coords
+
+
+def new_image_batches(metadata: pd.DataFrame | None, column: str | None, count: int) -> np.ndarray:
+    """Each new image's technical batch (text, (M,)): from ``column`` (the run's ``dataset.batch``) where
+    the new images have it, else one batch for all of them (``new images``)."""
+    if metadata is not None and column is not None and column in metadata.columns:
+        return metadata[column].astype(str).to_numpy()
+    return np.full(count, "new images")
+
+
+def technical_settings(
+    run_dir: Path, module: ContrastiveMethod, images: np.ndarray, batches: np.ndarray
+) -> tuple[np.ndarray | None, torch.Tensor | None]:
+    """What a run trained for invariance to technical batches needs to embed new images: (groups for
+    BatchNorm statistics of their own, or None; per-batch intensity rows, or None). Technical batches
+    the run never saw get ranges from their own images (the run's percentiles), said once."""
+    cfg = load_run_config(run_dir)
+    groups = None
+    if cfg.get("invariance", {}).get("homogeneous_batches", False):
+        codes, names = pd.factorize(batches, sort=True)
+        log.info(f"BatchNorm statistics of each of the {len(names)} technical batches of the new images, from them")
+        groups = codes.astype(np.int64)
+    rows = None
+    pre = module.preprocess
+    if pre.per_batch:
+        new = sorted(set(batches.tolist()) - set(pre.batch_names))
+        if new:
+            percentiles = tuple(cfg.dataset.get("percentiles", (0.1, 99.9)))
+            ranges = [dataset_percentiles(images, percentiles, np.flatnonzero(batches == name)) for name in new]
+            pre.add_batches(new, torch.tensor([r.low for r in ranges]), torch.tensor([r.high for r in ranges]))
+            log.info(
+                f"{len(new)} technical batches new to the run ({', '.join(new[:5])}{' ...' if len(new) > 5 else ''}): "
+                f"intensities mapped by their own percentiles {list(percentiles)}"
+            )
+        rows = pre.batch_rows(batches.tolist())
+    return groups, rows
+
+
+#: Share of a channel's new pixels beyond the training intensities above which embed says so.
+CLIPPED_SHARE = 0.01
+
+
+def warn_outside_training_range(images: np.ndarray, module: ContrastiveMethod, what: str) -> dict[int, float]:
+    """Say which channels of the new images fall outside the intensities the network was trained on (they
+    are clipped to it, so a brighter plate loses its highlights silently otherwise); returns channel ->
+    share of its pixels clipped, for the channels above ``CLIPPED_SHARE``."""
+    pre = module.preprocess
+    if pre.scales_per_image:
+        return {}
+    low = pre.low.flatten().cpu().numpy()
+    high = pre.high.flatten().cpu().numpy()
+    sample = images[:: max(1, len(images) // 2000)]
+    flat = sample.reshape(-1, sample.shape[-1])
+    shares = ((flat < low) | (flat > high)).mean(axis=0)
+    clipped = {int(c): float(v) for c, v in enumerate(shares) if v > CLIPPED_SHARE}
+    if clipped:
+        listed = ", ".join(f"channel {c}: {v:.1%}" for c, v in clipped.items())
+        log.warning(
+            f"{what}: pixels outside the intensities the network was trained on are clipped ({listed}); a plate "
+            "imaged brighter or darker than the training plates is mapped with its highlights cut. Train with "
+            "its plates, or with invariance=batch (per-batch intensities), to place it faithfully"
+        )
+    return clipped
 
 
 def embed_into_run(run_dir: Path, source: Path, out_dir: Path, size: int | None = None, device: str = "auto") -> Path:
@@ -154,7 +259,10 @@ def embed_into_run(run_dir: Path, source: Path, out_dir: Path, size: int | None 
     module = load_trained(run_dir, _device(device))
     images, names = read_images(source, size or training_image_size(run_dir), module.preprocess.channels == 3)
     check_like_training(images, module, run_dir, source)
-    coords = embed_images(module, images)
+    groups, rows = technical_settings(run_dir, module, images, new_image_batches(None, None, len(images)))
+    if rows is None:
+        warn_outside_training_range(images, module, str(source))
+    coords = embed_images(module, images, groups=groups, rows=rows)
     _save_embedded(run_dir, out_dir, coords, names)
     log.info(f"embedded {len(coords)} images from {source} into {out_dir}")
     return out_dir
@@ -182,12 +290,15 @@ def _save_embedded(run_dir: Path, out_dir: Path, coords: np.ndarray, names: list
     )
 
 
-def dataset_images(run_dir: Path, overrides: list[str]) -> tuple[np.ndarray, list[str], pd.DataFrame | None, str]:
+def dataset_images(
+    run_dir: Path, overrides: list[str]
+) -> tuple[np.ndarray, list[str], pd.DataFrame | None, str, str | None]:
     """The images of the run's own dataset settings changed by ``overrides`` (``dataset.plate=P3``,
     ``dataset.path=<new export>``): the same format, box, size, channels and illumination as the run's.
 
     Returns the images (M, H, W, C), each one's name (its metadata ``path`` where it has one), the
-    metadata table (or None) and what they are, for messages.
+    metadata table (or None), what they are, for messages, and the column of their technical batch
+    (or None).
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -221,7 +332,13 @@ def dataset_images(run_dir: Path, overrides: list[str]) -> tuple[np.ndarray, lis
         names = [str(f) for f in data.files]
     else:
         names = [str(i) for i in range(len(data))]
-    return np.asarray(data.images), names, metadata, f"{data.name} ({' '.join(overrides)})"
+    return (
+        np.asarray(data.images),
+        names,
+        metadata,
+        f"{data.name} ({' '.join(overrides)})",
+        data.batch_column or cfg.dataset.get("batch"),
+    )
 
 
 def embed_dataset_into_run(run_dir: Path, overrides: list[str], out_dir: Path, device: str = "auto") -> Path:
@@ -231,7 +348,7 @@ def embed_dataset_into_run(run_dir: Path, overrides: list[str], out_dir: Path, d
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist")
     module = load_trained(run_dir, _device(device))
-    images, names, metadata, what = dataset_images(run_dir, overrides)
+    images, names, metadata, what, batch_column = dataset_images(run_dir, overrides)
     size = training_image_size(run_dir)
     if images.shape[1:3] != (size, size):
         raise DataError(
@@ -239,7 +356,10 @@ def embed_dataset_into_run(run_dir: Path, overrides: list[str], out_dir: Path, d
             "keep dataset.size (and dataset.box) as the run had them"
         )
     check_like_training(images, module, run_dir, Path(what))
-    coords = embed_images(module, images)
+    groups, rows = technical_settings(run_dir, module, images, new_image_batches(metadata, batch_column, len(images)))
+    if rows is None:
+        warn_outside_training_range(images, module, what)
+    coords = embed_images(module, images, groups=groups, rows=rows)
     _save_embedded(run_dir, out_dir, coords, names)
     table = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1]})
     if metadata is not None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
@@ -71,6 +72,9 @@ class ContrastiveMethod(L.LightningModule):
         # Python copy is what the training step reads: reading the buffer on a GPU would make
         # the host wait for the device in every step.
         self.register_buffer("stage_index", torch.tensor(0))
+        # Each dataset image's row of the per-batch intensity ranges (dataset.normalise=batch): set by
+        # the training pipeline and not saved, as it belongs to the data, not the network.
+        self.register_buffer("image_batch_rows", torch.zeros(0, dtype=torch.long), persistent=False)
         self.current_stage = 0
         self.register_load_state_dict_post_hook(lambda module, _: module.enter_stage(int(module.stage_index)))
 
@@ -136,6 +140,15 @@ class ContrastiveMethod(L.LightningModule):
                 optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm=self.grad_clip_algorithm
             )
 
+    def set_image_batch_rows(self, rows: np.ndarray | None) -> None:
+        """Each dataset image's row of ``preprocess``'s per-batch ranges, int (N,), by dataset index; None: none."""
+        values = torch.zeros(0, dtype=torch.long) if rows is None else torch.as_tensor(rows, dtype=torch.long)
+        self.image_batch_rows = values.to(self.stage_index.device)
+
+    def batch_rows_of(self, indices: torch.Tensor) -> torch.Tensor | None:
+        """The per-batch range rows (B,) of dataset images ``indices`` (B,); None without per-batch ranges."""
+        return self.image_batch_rows[indices] if self.image_batch_rows.numel() else None
+
     # ------------------------------------------------------------------ training
     def on_train_start(self) -> None:
         # Every DDP process starts from the same seed; offset it by rank so processes draw
@@ -152,15 +165,29 @@ class ContrastiveMethod(L.LightningModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """In training, stored images (B, C, H, W) become two normalised views; otherwise they stay as stored."""
-        images, indices = batch
         if not self.trainer.training:
             return batch
-        return *self.training_views(images), indices
+        if len(batch) == 4:  # cross-batch positives: the second view is of each image's partner
+            images, partners, indices, partner_indices = batch
+            rows, partner_rows = self.batch_rows_of(indices), self.batch_rows_of(partner_indices)
+            return *self.training_views(images, rows, partners, partner_rows), indices
+        images, indices = batch
+        return *self.training_views(images, self.batch_rows_of(indices)), indices
 
-    def training_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Stored images (B, C, H, W) -> two independently augmented, normalised views (B, C, H, W) each."""
-        unit = self.preprocess.to_unit(images)
-        view_a, view_b = (self.preprocess.normalise(self.augment(unit)) for _ in range(2))
+    def training_views(
+        self,
+        images: torch.Tensor,
+        rows: torch.Tensor | None = None,
+        partners: torch.Tensor | None = None,
+        partner_rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stored images (B, C, H, W) -> two independently augmented, normalised views (B, C, H, W) each;
+        ``rows`` (B,): each image's per-batch intensity range (``dataset.normalise=batch``). With
+        ``partners`` (B, C, H, W) -- each image's cross-batch partner, or itself -- the second view is
+        of the partner."""
+        unit = self.preprocess.to_unit(images, rows)
+        second = unit if partners is None else self.preprocess.to_unit(partners, partner_rows)
+        view_a, view_b = (self.preprocess.normalise(self.augment(x)) for x in (unit, second))
         if self.channels_last:
             view_a, view_b = (v.contiguous(memory_format=torch.channels_last) for v in (view_a, view_b))
         return view_a, view_b
@@ -196,7 +223,7 @@ class ContrastiveMethod(L.LightningModule):
         network has a map, its high-dimensional output (B, 128) when it has one, and the images'
         dataset indices."""
         images, indices = batch
-        features = self.backbone(self.preprocess(images))
+        features = self.backbone(self.preprocess(images, self.batch_rows_of(indices)))
         out = {"features": features.float(), "index": indices}
         if self.has_map:
             out["embedding"] = self.map_of_features(features).float()
@@ -210,9 +237,10 @@ class ContrastiveMethod(L.LightningModule):
         layer of stage 1, (B, 128)); None for methods without one."""
         return None
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Stored images (B, C, H, W) (uint8, uint16 or float) -> map coordinates (B, 2), with no augmentation."""
-        return self.map_of_features(self.backbone(self.preprocess(images)))
+    def embed(self, images: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Stored images (B, C, H, W) (uint8, uint16 or float) -> map coordinates (B, 2), with no augmentation;
+        ``rows`` (B,): each image's per-batch intensity range (``dataset.normalise=batch``)."""
+        return self.map_of_features(self.backbone(self.preprocess(images, rows)))
 
     # ------------------------------------------------------------------ checkpoints
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -237,6 +265,11 @@ def upgrade_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     for stale in ("head.use_2d", "dim_scale"):
         state.pop(stale, None)
     state.setdefault("stage_index", torch.tensor(0))
+    if "preprocess.mean" in state and "preprocess.batch_low" not in state:  # before per-batch ranges
+        channels = state["preprocess.mean"].shape[1]
+        state["preprocess.batch_low"] = torch.zeros(0, channels)
+        state["preprocess.batch_high"] = torch.zeros(0, channels)
+        state["preprocess.batch_names_json"] = torch.zeros(0, dtype=torch.uint8)
     return state
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from medviz.data.image_arrays import ImageArrays, ImageStats
+from medviz.data.prepare.batch_intensity import per_batch_intensity
 from medviz.data.prepare.channels import configure_channels
 from medviz.data.prepare.memory import in_memory_if_it_fits, ram_budget
 from medviz.data.prepare.metadata import MetadataOptions, attach_metadata, describe_batches
@@ -55,6 +56,8 @@ def build_data(cfg: DictConfig, kept_metadata: pd.DataFrame | None = None) -> Im
     said = describe_batches(data)
     if said:
         log.info(said)
+    if options.get("normalise") == "batch":  # once each image's batch is known, over the whole source
+        data = per_batch_intensity(data, tuple(options.get("percentiles", (0.1, 99.9))))
     if cfg.dataset.get("n_images") is not None:
         data = stratified_subset(data, int(cfg.dataset.n_images), seed=int(cfg.dataset.get("subset_seed", 0)))
     data = in_memory_if_it_fits(data, ram_budget(cfg.get("speed", {}).get("ram_budget", "auto")))
@@ -97,7 +100,7 @@ def build_run_data(cfg: DictConfig, kept_metadata: pd.DataFrame | None = None) -
 
 def build_method(cfg: DictConfig, stats: ImageStats) -> ContrastiveMethod:
     """The method of ``cfg`` for data with ``stats`` (normalisation and border colour, e.g. ``data.stats()``)."""
-    augment = build(cfg.aug.transform, "aug", fill=list(stats.fill))
+    augment = build(cfg.aug.transform, "aug", fill=list(stats.fill), **_technical_kind(cfg.aug.transform, stats))
     backbone = build(cfg.backbone, "backbone", in_channels=stats.channels)
     schedule = build(cfg.schedule, "schedule")
     optimizer = build(cfg.method.optimizer, "method.optimizer")
@@ -126,6 +129,18 @@ def build_method(cfg: DictConfig, stats: ImageStats) -> ContrastiveMethod:
         # Hundreds of small elementwise kernels per view become a few fused ones (docs/speed.md).
         module.augment.compile(dynamic=False)
     return module
+
+
+def _technical_kind(transform: DictConfig, stats: ImageStats) -> dict:
+    """``technical.kind=auto`` made concrete for the data: stain jitter for 8-bit RGB (stored 0-255),
+    fluorescence jitter otherwise; as an override of the augmentation's ``technical`` node."""
+    technical = transform.get("technical")
+    if technical is None or technical.get("kind") != "auto":
+        return {}
+    eight_bit = stats.intensity is None or stats.intensity.is_byte_range()
+    kind = "stain" if stats.channels == 3 and eight_bit else "fluorescence"
+    values = dict(OmegaConf.to_container(technical, resolve=True))  # type: ignore[arg-type]
+    return {"technical": {**values, "kind": kind}}
 
 
 def _clip_algorithm(name: str) -> str:

@@ -59,6 +59,7 @@ def snapshot_callback(cfg: DictConfig, data: ImageArrays, run_dir: Path) -> MapS
         k=cfg.eval.knn_k,
         class_names=data.class_names,
         image_dir=run_dir / "maps",
+        indices=subset,
     )
 
 

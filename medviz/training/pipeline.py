@@ -9,7 +9,6 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -22,7 +21,6 @@ from medviz.evaluation.tsne import feature_tsne
 from medviz.maps.plots import save_map_figure
 from medviz.maps.qc import find_groups, recall
 from medviz.maps.qc_report import write_report
-from medviz.methods.base import ContrastiveMethod
 from medviz.runs.files import (
     record_metadata,
     save_embedding,
@@ -37,6 +35,8 @@ from medviz.training.build import build_loggers, build_trainer, snapshot_callbac
 from medviz.training.callbacks import TrainingClock
 from medviz.training.config_checks import check_config
 from medviz.training.cpu_estimate import timing_record
+from medviz.training.invariance import cross_batch_partners
+from medviz.training.predict import predict
 from medviz.training.quiet import quiet_libraries
 from medviz.training.resume import check_same_data, prepare_resume, resume_folder
 from medviz.training.run_folder import first_process, holds_a_run
@@ -51,23 +51,6 @@ from medviz.training.tracking import (
 )
 
 log = logging.getLogger("medviz")
-
-
-@torch.no_grad()
-def predict(module: ContrastiveMethod, datamodule: ArrayDataModule) -> dict[str, np.ndarray]:
-    """Embed every image without augmentation, on the module's device; rows in dataset order.
-
-    A plain loop rather than ``trainer.predict``: after a DDP fit, one process embeds the whole
-    dataset instead of each process embedding a shard.
-    """
-    module.eval()
-    outputs: list[dict[str, torch.Tensor]] = []
-    for images, indices in datamodule.predict_dataloader():
-        step = module.predict_step((images.to(module.device), indices.to(module.device)), 0)
-        outputs.append({key: value.cpu() for key, value in step.items()})
-    merged = {key: torch.cat([o[key] for o in outputs]).numpy() for key in outputs[0]}
-    order = np.argsort(merged["index"], kind="stable")
-    return {key: value[order] for key, value in merged.items()}
 
 
 def train(cfg: DictConfig) -> dict:
@@ -148,8 +131,11 @@ def fit_and_measure(cfg: DictConfig, run_dir: Path, loggers: list[Logger], check
         num_workers=loader_workers(cfg.num_workers, data),
         on_device=cfg.speed.data_on_device,
         seed=cfg.seed,
+        homogeneous=bool(cfg.get("invariance", {}).get("homogeneous_batches", False)),
+        partners=cross_batch_partners(cfg, data),
     )
     module = build_method(cfg, data.stats())
+    module.set_image_batch_rows(data.intensity_rows())  # dataset.normalise=batch: each image's own range
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     timing = warn_if_slow_on_cpu(cfg, module, data, experiment=choices.get("experiment"))
     batch = min(int(cfg.batch_size), len(data))

@@ -128,7 +128,10 @@ def test_final_module_is_in_stage_3(staged_run):
     assert int(module.stage_index) == 2 and module.has_map
     # The stage index is the one saved stage flag; a fresh model restored from it is in stage 3.
     outside_the_network = {key for key in module.state_dict() if not key.startswith(("backbone.", "head."))}
-    preprocessing = {f"preprocess.{name}" for name in ("mean", "std", "low", "high", "per_image")}
+    preprocessing = {
+        f"preprocess.{name}"
+        for name in ("mean", "std", "low", "high", "per_image", "batch_low", "batch_high", "batch_names_json")
+    }
     assert outside_the_network == {"stage_index", "augment.fill", *preprocessing}
     assert {key.split(".")[1] for key in module.state_dict() if key.startswith("head.")} == {
         "hidden",

@@ -108,7 +108,7 @@ def test_the_probe_times_the_run_s_stored_type():
     module, _ = tiny_tsimcne()
     seen = []
     to_unit = module.preprocess.to_unit
-    module.preprocess.to_unit = lambda images: seen.append(images.dtype) or to_unit(images)
+    module.preprocess.to_unit = lambda images, rows=None: seen.append(images.dtype) or to_unit(images, rows)
     time_training_steps(module, (3, 28, 28), batch_size=8, dtype=torch.uint16, steps=1, warmup=1)
     assert set(seen) == {torch.uint16}
 

@@ -33,6 +33,7 @@ class MapSnapshot(L.Callback):
         k: kNN neighbours.
         class_names: names for the map's legend.
         image_dir: where the stage-end maps go; None draws none.
+        indices: (M,) the subset's dataset indices (each image's per-batch intensity range); None: 0..M-1.
     """
 
     def __init__(
@@ -43,8 +44,10 @@ class MapSnapshot(L.Callback):
         k: int = 15,
         class_names: Sequence[str] = (),
         image_dir: Path | None = None,
+        indices: np.ndarray | None = None,
     ) -> None:
         self.images = images
+        self.indices = torch.as_tensor(np.arange(len(images)) if indices is None else indices, dtype=torch.long)
         self.labels = np.asarray(labels)
         self.every_n_epochs = every_n_epochs
         self.k = k
@@ -97,7 +100,12 @@ class MapSnapshot(L.Callback):
         was_training = pl_module.training
         pl_module.eval()
         try:
-            chunks = [pl_module.embed(batch.to(pl_module.device)).float().cpu() for batch in self.images.split(1024)]
+            chunks = [
+                pl_module.embed(batch.to(pl_module.device), pl_module.batch_rows_of(index.to(pl_module.device)))
+                .float()
+                .cpu()
+                for batch, index in zip(self.images.split(1024), self.indices.split(1024), strict=True)
+            ]
         finally:
             pl_module.train(was_training)
         return torch.cat(chunks).numpy()
