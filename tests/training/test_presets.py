@@ -26,6 +26,7 @@ from tests.helpers.config import CONF_DIR, compose_config
 from tests.helpers.fluorescence_formats import write_fluorescence
 from tests.helpers.formats import write_cifar10, write_image_folder, write_medmnist_npz, write_pcam, write_tcia_tree
 from tests.helpers.plates import write_cellpose_masks, write_deepprofiler, write_screen, write_spreadsheet
+from tests.helpers.wilds_formats import write_camelyon17, write_rxrx1
 
 # Starts training runs (often in processes of their own): scheduled first, see tests/conftest.py.
 pytestmark = pytest.mark.trains
@@ -63,6 +64,8 @@ def data_root(tmp_path_factory) -> Iterator[Path]:
     write_spreadsheet(screen, root / "cellprofiler")
     write_deepprofiler(screen, root / "deepprofiler")
     write_cellpose_masks(screen, root / "masks")
+    write_rxrx1(root / "rxrx1")
+    write_camelyon17(root / "camelyon17")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDVIZ_CACHE", str(root / "cache"))
         patch.setattr(cifar.CIFAR10, "_check_integrity", lambda self: True)
@@ -90,6 +93,8 @@ def dataset_overrides(dataset: str, root: Path) -> list[str]:
             "dataset.box=16",
         ],
         "synthplates": ["dataset.plates=1", "dataset.wells=4", "dataset.sites=1"],
+        "rxrx1": [f"dataset.path={root / 'rxrx1'}", "dataset.size=32"],
+        "camelyon17": [f"dataset.path={root / 'camelyon17'}", "dataset.size=24"],
     }
     return [f"dataset={dataset}", *where.get(dataset, [f"dataset.root={root}"])]
 

@@ -1,7 +1,12 @@
 """PatchCamelyon (Veeling et al. 2018): 327,680 histology patches of 96x96, 2 classes.
 
 Files: ``camelyonpatch_level_2_split_{train,valid,test}_{x,y}.h5`` with keys ``x`` uint8
-(N, 96, 96, 3) and ``y`` (N, 1, 1, 1). The images (~9 GB) do not fit in RAM on small machines,
+(N, 96, 96, 3) and ``y`` (N, 1, 1, 1). Where the three ``..._meta.csv`` files lie beside them (an
+unnamed index column, coord_y, coord_x, tumor_patch, center_tumor_patch, wsi), every patch gets
+them as metadata, plus its Camelyon16 slide's hospital (``centre``): the stain batch the paper saw
+in its PCam map ("shades of violet"; ``dataset.batch=centre``, docs/invariance.md).
+
+The images (~9 GB) do not fit in RAM on small machines,
 so the first load copies them block by block into the dataset's store; training then reads
 batches from its memory map through the page cache (or from RAM where it fits ``speed.ram_budget``).
 """
@@ -9,9 +14,11 @@ batches from its memory map through the page cache (or from RAM where it fits ``
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from medviz.data.image_arrays import ImageArrays
 from medviz.errors import DataError
@@ -21,6 +28,57 @@ log = logging.getLogger("medviz")
 
 SPLITS = ("train", "valid", "test")
 CLASS_NAMES = ("no metastasis", "metastasis")
+META_COLUMNS = ["coord_y", "coord_x", "tumor_patch", "center_tumor_patch", "wsi"]
+
+#: Camelyon16's training slides by hospital (Bejnordi et al. 2017): Radboud University Medical Center
+#: (Nijmegen) scanned normal 1-100 and tumour 1-70, University Medical Center Utrecht normal 101-160
+#: and tumour 71-110. Test slides carry no hospital in PCam's tables.
+RADBOUD, UTRECHT = "RUMC", "UMCU"
+_CENTRES = {"normal": ((1, 100, RADBOUD), (101, 160, UTRECHT)), "tumor": ((1, 70, RADBOUD), (71, 110, UTRECHT))}
+_SLIDE = re.compile(r"camelyon16_train_(normal|tumor)_(\d+)")
+
+
+def camelyon16_centre(wsi: str) -> str | None:
+    """The hospital of a Camelyon16 training slide (``camelyon16_train_normal_001``); None for others."""
+    found = _SLIDE.fullmatch(str(wsi))
+    if found is None:
+        return None
+    number = int(found.group(2))
+    for low, high, centre in _CENTRES[found.group(1)]:
+        if low <= number <= high:
+            return centre
+    return None
+
+
+def pcam_metadata(folder: Path, counts: list[int]) -> pd.DataFrame | None:
+    """The three splits' meta tables in split order (None when any is missing; said once), with
+    ``split`` and ``centre``; refused when a table's rows do not match its split's patches."""
+    paths = [pcam_file(folder, split, "meta").with_suffix(".csv") for split in SPLITS]
+    if not all(p.is_file() for p in paths):
+        log.info(
+            f"{folder}: PCam's camelyonpatch_level_2_split_*_meta.csv are not there; with them each patch gets its "
+            "slide and hospital (dataset.batch=centre)"
+        )
+        return None
+    tables = []
+    for split, path, count in zip(SPLITS, paths, counts, strict=True):
+        table = pd.read_csv(path, index_col=0)
+        missing = [c for c in META_COLUMNS if c not in table.columns]
+        if missing:
+            raise DataError(f"{path} lacks the column(s) {', '.join(missing)} of PCam's meta tables")
+        if len(table) != count:
+            raise DataError(f"{path} has {len(table)} rows but its split has {count} patches: is it the same release?")
+        table = table.reset_index(drop=True)[META_COLUMNS]
+        table.insert(0, "split", split)
+        tables.append(table)
+    metadata = pd.concat(tables, ignore_index=True)
+    metadata["centre"] = [camelyon16_centre(w) for w in metadata["wsi"]]
+    known = metadata["centre"].notna()
+    log.info(
+        f"PCam meta tables: {int(known.sum())} patches from {metadata.loc[known, 'wsi'].nunique()} slides of "
+        f"{metadata.loc[known, 'centre'].nunique()} hospitals; {int((~known).sum())} (test slides) without one"
+    )
+    return metadata
 
 
 def pcam_file(root: Path, split: str, part: str) -> Path:
@@ -64,7 +122,7 @@ def load_pcam(root: str, cache_dir: str | None = None, chunk: int | None = None)
     for path in xs + ys:
         if not path.is_file():
             _open(path, "x")  # raises the 'not found' error with the fix
-    labels, split, parts = [], [], []
+    labels, split, parts, counts = [], [], [], []
     for name, x_path, y_path in zip(SPLITS, xs, ys, strict=True):
         with _open(x_path, "x") as hx, _open(y_path, "y") as hy:
             _check_shapes(x_path, hx["x"].shape, (96, 96, 3))
@@ -75,10 +133,15 @@ def load_pcam(root: str, cache_dir: str | None = None, chunk: int | None = None)
             labels.append(np.asarray(hy["y"]).reshape(-1).astype(np.int64))
             split.append(np.full(len(hx["x"]), name))
             parts.append(ArrayPart(f"{name}_x", len(hx["x"]), 96 * 96 * 3, file_version(x_path)))
+            counts.append(len(hx["x"]))
+    metadata = pcam_metadata(folder, counts)
     store = array_store_dir("pcam", "pcam", cache_dir, files=[str(p.resolve()) for p in xs])
     block_bytes = chunk * parts[0].row_bytes if chunk else None
     with _Blocks(xs) as blocks:
         images, source_rows, generation = store_arrays(store, parts, blocks.read, "PCam", block_bytes)
+    if metadata is not None:
+        metadata = metadata.iloc[source_rows].reset_index(drop=True)
+        metadata.insert(0, "index", np.arange(len(metadata)))
     return ImageArrays(
         images=images,
         labels=np.concatenate(labels)[source_rows],
@@ -86,6 +149,7 @@ def load_pcam(root: str, cache_dir: str | None = None, chunk: int | None = None)
         name="pcam",
         split=np.concatenate(split)[source_rows],
         cache_file=store / f"generation-{generation}",
+        metadata=metadata,
     )
 
 
