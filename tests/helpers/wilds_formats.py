@@ -28,8 +28,8 @@ def row_of(image: np.ndarray) -> int:
 
 
 def write_rxrx1(root: Path, experiments=("HEPG2-01", "HUVEC-02"), plates=(1, 2), size: int = 32) -> list[dict]:
-    """``<root>/metadata.csv`` (WILDS's columns, no index column) and ``images/<experiment>/Plate<p>/<well>_s<site>.png``;
-    2 wells x 2 sites per plate. Returns the table's rows."""
+    """``<root>/metadata.csv`` (WILDS's columns, no index column) and
+    ``images/<experiment>/Plate<p>/<well>_s<site>.png``; 2 wells x 2 sites per plate. Returns the table's rows."""
     rows = []
     for experiment in experiments:
         for plate in plates:
