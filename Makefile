@@ -9,7 +9,7 @@ empty :=
 space := $(empty) $(empty)
 comma := ,
 .PHONY: help install run test test-all browser tables-synthblood tables-synthblood-report paper-miniature \
-	paper-miniature-report lint format clean
+	paper-miniature-report invariance-miniature invariance-miniature-report lint format clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,18 @@ paper-miniature: install ## The augmentation claim in miniature: synthblood + di
 
 paper-miniature-report: install ## Report of the sweeps above: paired differences to aug=default, verdicts, seed-0 maps
 	$(PY) -m medviz.evaluation.miniature $(MINIATURE_SWEEPS) --out evaluations/paper_miniature
+
+INVARIANCE_SWEEPS := multirun/invariance_miniature multirun/invariance_miniature_reference \
+	multirun/invariance_miniature_crossbatch
+
+invariance-miniature: install ## Invariance to technical batches in miniature: 2 planted-batch sets x 5 arms x 3 seeds, references, cross-batch positives, Harmony (~2 h on 2 CPU cores)
+	-$(PY) train.py -m experiment=invariance_miniature hydra.sweep.dir=multirun/invariance_miniature
+	-$(PY) train.py -m experiment=invariance_miniature_reference hydra.sweep.dir=multirun/invariance_miniature_reference
+	-$(PY) train.py -m experiment=invariance_miniature_crossbatch hydra.sweep.dir=multirun/invariance_miniature_crossbatch
+	$(MAKE) invariance-miniature-report
+
+invariance-miniature-report: install ## Report of the sweeps above (paired differences to invariance=none, targets, Harmony baseline)
+	$(PY) -m medviz.evaluation.invariance $(INVARIANCE_SWEEPS) --out evaluations/invariance_miniature
 
 lint: install ## Lint with ruff and type-check medviz/ with mypy (pinned versions, settings in pyproject.toml)
 	$(PY) -m ruff check .

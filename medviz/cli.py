@@ -179,10 +179,30 @@ def _relative_names(data, run_dir: Path) -> list[str]:
 
 
 def _explore(args: argparse.Namespace) -> None:
-    from medviz.data.display import colour_hex, unit_bytes_view
-    from medviz.maps.explorer import ChannelView, write_explorer
+    runs = list(args.run)
+    if len(runs) > 2:
+        raise ConfigError(
+            f"medviz explore shows one map, or two side by side: give --run once or twice, not {len(runs)}"
+        )
+    out = args.out or runs[0] / ("explorer.html" if len(runs) == 1 else f"explorer-vs-{runs[1].name}.html")
+    _say_if_replacing(out)
+    pages = [_explorer_page(run, args) for run in runs]
+    if len(runs) == 1:
+        out.write_text(pages[0][0])
+    else:
+        from medviz.maps.explorer_pair import match_points, pair_page
 
-    saved, data, _ = _finished_run(args.run)
+        first_to_second, second_to_first = match_points(pages[0][1], pages[1][1])
+        out.write_text(pair_page([p for p, _ in pages], [r.name for r in runs], first_to_second, second_to_first))
+    print(f"explorer: {out} (open it in a browser; it works offline)")
+
+
+def _explorer_page(run_dir: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
+    """One run's explorer page and each point's identity (its path, else ``<dataset>#<index>``)."""
+    from medviz.data.display import colour_hex, unit_bytes_view
+    from medviz.maps.explorer import ChannelView, explorer_html
+
+    saved, data, _ = _finished_run(run_dir)
     data = _named_channels(data, args.channel_names)
     channels = None
     if data.channel_legend():  # multi-channel images: the explorer composites them, channel by channel
@@ -190,22 +210,20 @@ def _explore(args: argparse.Namespace) -> None:
         channels = ChannelView(
             unit_bytes_view(data.images, data.scale()), names, colour_hex(data.channels, data.channel_colours)
         )
-    names = _relative_names(data, args.run)
-    out = args.out or args.run / "explorer.html"
-    _say_if_replacing(out)
-    write_explorer(
-        out,
+    names = _relative_names(data, run_dir)
+    page = explorer_html(
         saved["embedding"],
         saved["labels"],
         list(saved["class_names"]),
         data.display_images(),
         names,
-        title=_titled(args.run.name, data.channel_legend()),
+        title=_titled(run_dir.name, data.channel_legend()),
         max_thumbnails=args.max_thumbnails,
         channels=channels,
         metadata=data.metadata,
     )
-    print(f"explorer: {out} (open it in a browser; it works offline)")
+    identity = names or [f"{data.name}#{int(i)}" for i in saved["index"]]
+    return page, identity
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -225,9 +243,15 @@ def parser() -> argparse.ArgumentParser:
     figures.add_argument("--channel-names", help="one name per channel, comma-separated (default: the data's)")
     figures.add_argument("--colour-by", help="also colour the map by this metadata column (e.g. Metadata_Plate)")
     figures.set_defaults(run_command=_figures)
-    explore = commands.add_parser("explore", help="one self-contained HTML explorer of the map")
-    explore.add_argument("--run", type=Path, required=True, help="a finished run folder")
-    explore.add_argument("--out", type=Path, help="the HTML file (default <run>/explorer.html)")
+    explore = commands.add_parser(
+        "explore", help="one self-contained HTML explorer of the map; --run twice: two maps side by side, linked"
+    )
+    explore.add_argument(
+        "--run", type=Path, required=True, action="append", help="a finished run folder (twice: two linked maps)"
+    )
+    explore.add_argument(
+        "--out", type=Path, help="the HTML file (default <first run>/explorer.html, explorer-vs-<second run>.html)"
+    )
     explore.add_argument("--channel-names", help="one name per channel, comma-separated (default: the data's)")
     explore.add_argument("--max-thumbnails", type=int, default=5000, help="points that carry a thumbnail")
     explore.set_defaults(run_command=_explore)

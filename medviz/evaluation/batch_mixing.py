@@ -14,8 +14,9 @@ genomics"; the definitions of scib and scib-metrics), on the 2-D map or on any f
 * ``batch_asw`` -- 1 - |silhouette of the batch| within each label, averaged per label, then over labels.
 * ``graph_connectivity`` -- per label, the share of its points in the largest connected part of
   the label's own kNN graph (k = 15), averaged over labels.
-* Biology: ``clisi`` ((C - cLISI) / (C - 1), 1 = pure neighbourhoods), label kNN accuracy and
-  label silhouette scaled to [0, 1]; ``scib_total`` = 0.4 x mean(batch metrics) + 0.6 x mean(biology).
+* Biology: ``clisi`` ((C - cLISI) / (C - 1), 1 = pure neighbourhoods), label kNN accuracy
+  (``class_knn_accuracy``) and label silhouette (``class_silhouette``, scaled to [0, 1] in the
+  total); ``scib_total`` = 0.4 x mean(batch metrics) + 0.6 x mean(biology).
 
 Two deliberate differences from scib-metrics, both for maps of a million points on two cores:
 neighbours are exact (a KD-tree on the map, brute force on features) on a seeded, label- and
@@ -233,6 +234,8 @@ def batch_mixing_metrics(
             "silhouette": (silhouette_score(points[labelled], label_codes) + 1) / 2,
         }
         metrics["clisi"] = biology["clisi"]
+        metrics["class_knn_accuracy"] = biology["knn"]  # on features too (a map's own is knn_accuracy)
+        metrics["class_silhouette"] = 2 * biology["silhouette"] - 1
         batch_side = [metrics[key] for key in ("batch_ilisi", "batch_kbet", "batch_asw", "graph_connectivity")]
         metrics["scib_total"] = float(0.4 * np.nanmean(batch_side) + 0.6 * np.mean(list(biology.values())))
     return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in metrics.items()}

@@ -88,8 +88,13 @@ def metadata_columns(metadata: pd.DataFrame | None, skip: set[str] = frozenset()
     return out
 
 
-def write_explorer(
-    path: Path,
+def write_explorer(path: Path, *args, **kwargs) -> Path:
+    """Write the explorer of a map to ``path`` (the arguments of :func:`explorer_html`)."""
+    path.write_text(explorer_html(*args, **kwargs))
+    return path
+
+
+def explorer_html(
     coords: np.ndarray,
     labels: np.ndarray,
     class_names: Sequence[str],
@@ -100,8 +105,8 @@ def write_explorer(
     seed: int = 0,
     channels: ChannelView | None = None,
     metadata: pd.DataFrame | None = None,
-) -> Path:
-    """Write the explorer for a map.
+) -> str:
+    """The explorer page of a map, one self-contained HTML text.
 
     Args:
         coords: (N, 2) map; labels: (N,) classes, -1 unlabelled; class_names: (C,).
@@ -150,6 +155,4 @@ def write_explorer(
     payload = json_for_script(data)
     # One pass: a title that contains "__DATA__" stays a title.
     parts = {"__TITLE__": escape(title), "__DATA__": payload}
-    html = re.sub("__TITLE__|__DATA__", lambda found: parts[found.group()], TEMPLATE.read_text())
-    path.write_text(html)
-    return path
+    return re.sub("__TITLE__|__DATA__", lambda found: parts[found.group()], TEMPLATE.read_text())

@@ -48,3 +48,10 @@ def test_impossible_settings_are_refused():
         load_synthblood(n_images=20, batches=2, batch_strength=2)
     with pytest.raises(ConfigError, match="dataset.batches=30"):
         load_synthblood(n_images=20, batches=30)
+
+
+@pytest.mark.parametrize(("load", "column"), [(load_synthblood, "cell_type"), (load_synthcells, "phenotype")])
+def test_each_images_class_is_a_metadata_column_for_cross_batch_positives(load, column):
+    data = load(n_images=70, seed=0, batches=2, batch_strength=0.5)
+    names = np.asarray(data.class_names)[data.labels]
+    assert data.metadata[column].astype(str).tolist() == names.tolist()

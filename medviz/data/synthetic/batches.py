@@ -61,12 +61,19 @@ def assign_batches(n_images: int, n_batches: int, seed: int) -> np.ndarray:
 
 
 def plant_batches(
-    images: np.ndarray, n_batches: int, strength: float, seed: int, stain: bool
+    images: np.ndarray,
+    n_batches: int,
+    strength: float,
+    seed: int,
+    stain: bool,
+    classes: tuple[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """``images`` (N, H, W, C) uint8 or uint16 with planted batch effects, and their metadata table
     (columns ``index`` and ``batch``, category ``batch1`` ... ``batch<n>``).
 
     ``stain``: effects in optical density (8-bit brightfield stains), else on intensities (fluorescence).
+    ``classes``: (column, each image's class name (N,)) -- kept in the table too, so that a
+    perturbation column exists (``dataset.perturbation``: cross-batch positives, docs/invariance.md).
     """
     if n_batches < 1 or n_batches > len(images):
         raise ConfigError(f"dataset.batches={n_batches}: give 0 (none) or 1 to {len(images)} (the images)")
@@ -84,7 +91,10 @@ def plant_batches(
             changed = gaussian_filter(changed, sigma=(0, effect.blur, effect.blur, 0), mode="nearest")
         out[rows] = np.round(np.clip(changed, 0, 1) * full).astype(images.dtype)
     names = pd.Categorical([f"batch{c + 1}" for c in codes], categories=[f"batch{i + 1}" for i in range(n_batches)])
-    return out, pd.DataFrame({"index": np.arange(len(images), dtype=np.int64), BATCH_COLUMN: names})
+    table = pd.DataFrame({"index": np.arange(len(images), dtype=np.int64), BATCH_COLUMN: names})
+    if classes is not None:
+        table[classes[0]] = pd.Categorical(classes[1])
+    return out, table
 
 
 def _stained(unit: np.ndarray, effect: BatchEffect) -> np.ndarray:

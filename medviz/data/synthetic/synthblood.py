@@ -196,7 +196,8 @@ def load_synthblood(
     images, labels = make_synthblood(n_images=n_images, seed=seed, size=size)
     if not batches:
         return ImageArrays(images=images, labels=labels, class_names=CLASS_NAMES, name="synthblood")
-    images, metadata = plant_batches(images, batches, batch_strength, seed, stain=True)
+    cell_types = ("cell_type", np.asarray(CLASS_NAMES)[labels])
+    images, metadata = plant_batches(images, batches, batch_strength, seed, stain=True, classes=cell_types)
     return ImageArrays(
         images=images,
         labels=labels,

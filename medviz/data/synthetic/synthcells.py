@@ -154,7 +154,8 @@ def load_synthcells(
         images[i] = camera(render_cell(CLASSES[label], size, rng), rng)
     metadata = None
     if batches:
-        images, metadata = plant_batches(images, batches, batch_strength, seed, stain=False)
+        phenotypes = ("phenotype", np.asarray(CLASSES)[labels])
+        images, metadata = plant_batches(images, batches, batch_strength, seed, stain=False, classes=phenotypes)
     return ImageArrays(
         images=images,
         labels=labels.astype(np.int64),
