@@ -76,10 +76,17 @@ invariance-miniature: install ## Invariance to technical batches in miniature: 2
 	-$(PY) train.py -m experiment=invariance_miniature hydra.sweep.dir=multirun/invariance_miniature
 	-$(PY) train.py -m experiment=invariance_miniature_reference hydra.sweep.dir=multirun/invariance_miniature_reference
 	-$(PY) train.py -m experiment=invariance_miniature_crossbatch hydra.sweep.dir=multirun/invariance_miniature_crossbatch
+	-$(PY) train.py -m experiment=quickstart_plates invariance=none,batch hydra.sweep.dir=multirun/invariance_screen
+	-$(PY) train.py -m experiment=quickstart_plates invariance=none,batch 'dataset.plate=[Plate1,Plate2]' \
+		hydra.sweep.dir=multirun/invariance_new_plate
+	-for run in multirun/invariance_new_plate/*_*; do $(PY) -m medviz embed --run $$run dataset.plate=Plate3; done
 	$(MAKE) invariance-miniature-report
 
 invariance-miniature-report: install ## Report of the sweeps above (paired differences to invariance=none, targets, Harmony baseline)
 	$(PY) -m medviz.evaluation.invariance $(INVARIANCE_SWEEPS) --out evaluations/invariance_miniature
+	$(PY) -m medviz.evaluation.screen_case $(wildcard multirun/invariance_screen/0_*) $(wildcard multirun/invariance_screen/1_*)
+	for run in multirun/invariance_new_plate/*_*; do \
+		$(PY) -m medviz.evaluation.screen_case --new-plate $$run $$run/embedded/Plate3; done
 
 lint: install ## Lint with ruff and type-check medviz/ with mypy (pinned versions, settings in pyproject.toml)
 	$(PY) -m ruff check .

@@ -48,3 +48,19 @@ def knn_recall_per_class(
     model = KNeighborsClassifier(n_neighbors=min(k, len(labels) - len(labels) // cv.n_splits - 1))
     predicted = cross_val_predict(model, points, labels, cv=cv)
     return {str(class_names[c]): float(np.mean(predicted[labels == c] == c)) for c in np.unique(labels)}
+
+
+def knn_cv_accuracy(points: np.ndarray, labels: np.ndarray, k: int = 15, folds: int = 5, seed: int = 0) -> float:
+    """Accuracy of a k-nearest-neighbour classifier, every point predicted once (stratified ``folds``-fold).
+
+    The protocol of the invariance checks (docs/invariance.md: plate kNN, k = 15, 5-fold): each point's
+    technical batch (or treatment) predicted from its neighbours in the other folds.
+    """
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    labels = np.asarray(labels)
+    counts = np.bincount(np.unique(labels, return_inverse=True)[1])
+    splits = max(2, min(folds, int(counts.min())))
+    cv = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
+    model = KNeighborsClassifier(n_neighbors=min(k, len(labels) - len(labels) // splits - 1))
+    return float(np.mean(cross_val_predict(model, points, labels, cv=cv) == labels))

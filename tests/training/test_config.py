@@ -67,6 +67,8 @@ def test_every_group_has_options():
         "deepprofiler",
         "masks",
         "synthplates",
+        "rxrx1",
+        "camelyon17",
     }
     assert set(OPTIONS["dataset"]) == expected
 

@@ -62,3 +62,21 @@ def test_new_plates_get_their_own_ranges_and_statistics_when_embedded(invariant_
     points = np.genfromtxt(out / "embedded_points.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
     assert len(points) == 60 and set(points["batch"]) == {"batch1", "batch2", "batch3"}
     assert np.isfinite(points["x"]).all()
+
+
+@pytest.mark.slow
+def test_the_screen_case_invariance_batch_takes_the_plates_out_and_keeps_the_treatments(tmp_path, monkeypatch):
+    """The case every change must keep passing (docs/invariance.md): about 5 min on 2 CPU cores."""
+    from medviz.evaluation.screen_case import screen_case
+
+    monkeypatch.setenv("MEDVIZ_CACHE", str(tmp_path / "cache"))
+    for arm in ("none", "batch"):
+        cfg = compose_config(
+            ["experiment=quickstart_plates", f"invariance={arm}", "trainer.enable_progress_bar=false"],
+            run_dir=tmp_path / arm,
+        )
+        train(cfg)
+    result = screen_case(tmp_path / "none", tmp_path / "batch")
+    assert result["none"]["plate_knn"] > 0.9  # without it the plates are apart
+    assert result["plate_met"], result
+    assert result["treatment_met"], result

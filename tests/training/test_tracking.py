@@ -75,11 +75,13 @@ def test_wandb_logs_steps_snapshots_images_and_table(wandb_run):
 
     (table_file,) = (offline / "files" / "media" / "table").rglob("*.table.json")
     table = json.loads(table_file.read_text())
-    assert table["columns"] == ["index", "x", "y", "label", "class", "image", "batch"]  # with the metadata
+    # with the metadata: the planted batch and each image's class as a column of its own
+    assert table["columns"] == ["index", "x", "y", "label", "class", "image", "batch", "cell_type"]
     assert len(table["data"]) == metrics["n_images"] == 96
-    assert {row[-1] for row in table["data"]} == {"batch1", "batch2"}
-    index, x, y, label, name, _, _ = table["data"][0]
+    assert {row[-2] for row in table["data"]} == {"batch1", "batch2"}
+    index, x, y, label, name, _, _, cell_type = table["data"][0]
     assert index == 0 and isinstance(x, float) and isinstance(y, float) and 0 <= label < 8 and isinstance(name, str)
+    assert cell_type == name  # the class, as the metadata names it
 
 
 def test_wandb_thumbnails_are_staged_inside_the_run_folder(wandb_run):
