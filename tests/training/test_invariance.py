@@ -29,7 +29,7 @@ CELLS = [
 @pytest.fixture(scope="module")
 def invariant_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "batch"
-    cfg = compose_config([*CELLS, "invariance=batch", "dataset.normalise=batch"], run_dir=run_dir)
+    cfg = compose_config([*CELLS, "invariance=batch", "aug.transform.technical.kind=auto"], run_dir=run_dir)
     metrics = train(cfg)
     return run_dir, cfg, metrics
 
@@ -37,7 +37,7 @@ def invariant_run(tmp_path_factory):
 def test_invariance_batch_composes_its_switches():
     cfg = compose_config([*CELLS, "invariance=batch"])
     assert cfg.invariance.name == "batch" and cfg.invariance.homogeneous_batches is True
-    assert cfg.aug.transform.technical.kind == "auto"
+    assert cfg.dataset.normalise == "batch" and cfg.aug.transform.technical.kind == "none"
     plain = compose_config(CELLS)
     assert plain.invariance.name == "none" and plain.aug.transform.technical.kind == "none"
 
