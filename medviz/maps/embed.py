@@ -10,7 +10,6 @@ import json
 import logging
 import zipfile
 import zlib
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +18,18 @@ import torch
 from omegaconf import open_dict
 
 from medviz.data.image_arrays import ImageStats
-from medviz.data.intensity import dataset_percentiles
 from medviz.data.readers.dtypes import as_stored
 from medviz.data.readers.images import IMAGE_SUFFIXES, read_many
 from medviz.data.sources.arrays import to_nhwc
 from medviz.errors import ConfigError, DataError
+from medviz.maps.new_batches import (
+    embed_images,
+    new_image_batches,
+    technical_settings,
+    warn_outside_training_range,
+)
 from medviz.maps.plots import plot_map
 from medviz.methods.base import ContrastiveMethod, upgrade_state_dict
-from medviz.methods.batch_statistics import FEW_IMAGES, batch_norm_layers, own_statistics
 from medviz.runs.checkpoints import newest_checkpoint
 from medviz.runs.config import load_run_config
 from medviz.runs.files import write_spreadsheet_csv
@@ -140,116 +143,6 @@ def check_like_training(images: np.ndarray, module: ContrastiveMethod, run_dir: 
             f"{source}: images are {images.dtype}, but the network of {run_dir} was trained on {trained} images, "
             "whose intensity range it uses: give images of the same bit depth"
         )
-
-
-@torch.no_grad()
-def embed_images(
-    module: ContrastiveMethod,
-    images: np.ndarray,
-    batch_size: int = 512,
-    groups: np.ndarray | None = None,
-    rows: torch.Tensor | None = None,
-) -> np.ndarray:
-    """Stored images (M, H, W, C) -> map coordinates float32 (M, 2), through the model's own preprocessing.
-
-    ``groups``: int (M,) technical batch of each image, for a network trained on batch-homogeneous
-    mini-batches (BEN): each group is embedded with BatchNorm statistics of its own images
-    (:mod:`medviz.methods.batch_statistics`). ``rows``: (M,) each image's per-batch intensity range
-    (``dataset.normalise=batch``; :meth:`Preprocess.batch_rows`).
-    """
-    tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    rows = torch.zeros(0, dtype=torch.long) if rows is None else rows
-    if groups is None or not batch_norm_layers(module):
-        groups = np.zeros(len(images), np.int64)
-        use_own_statistics = False
-    else:
-        use_own_statistics = True
-    coords = np.empty((len(images), 2), np.float32)
-    for group in np.unique(groups):
-        where = torch.from_numpy(np.flatnonzero(groups == group))
-        chunks = [
-            (tensor[chunk].to(module.device), rows[chunk].to(module.device) if rows.numel() else None)
-            for chunk in where.split(batch_size)
-        ]
-
-        def embed_all(chunks=chunks) -> np.ndarray:
-            return torch.cat([module.embed(images, of_rows).float().cpu() for images, of_rows in chunks]).numpy()
-
-        if not use_own_statistics:
-            coords[where.numpy()] = embed_all()
-            continue
-
-        def forward(pair: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
-            return module.embed(*pair)
-
-        with own_statistics(module, partial(iter, chunks), forward) as seen:
-            if seen < FEW_IMAGES:
-                log.warning(f"technical batch {group}: BatchNorm statistics from {seen} new images only; noisy")
-            coords[where.numpy()] = embed_all()
-    return coords
-
-
-def new_image_batches(metadata: pd.DataFrame | None, column: str | None, count: int) -> np.ndarray:
-    """Each new image's technical batch (text, (M,)): from ``column`` (the run's ``dataset.batch``) where
-    the new images have it, else one batch for all of them (``new images``)."""
-    if metadata is not None and column is not None and column in metadata.columns:
-        return metadata[column].astype(str).to_numpy()
-    return np.full(count, "new images")
-
-
-def technical_settings(
-    run_dir: Path, module: ContrastiveMethod, images: np.ndarray, batches: np.ndarray
-) -> tuple[np.ndarray | None, torch.Tensor | None]:
-    """What a run trained for invariance to technical batches needs to embed new images: (groups for
-    BatchNorm statistics of their own, or None; per-batch intensity rows, or None). Technical batches
-    the run never saw get ranges from their own images (the run's percentiles), said once."""
-    cfg = load_run_config(run_dir)
-    groups = None
-    if cfg.get("invariance", {}).get("homogeneous_batches", False):
-        codes, names = pd.factorize(batches, sort=True)
-        log.info(f"BatchNorm statistics of each of the {len(names)} technical batches of the new images, from them")
-        groups = codes.astype(np.int64)
-    rows = None
-    pre = module.preprocess
-    if pre.per_batch:
-        new = sorted(set(batches.tolist()) - set(pre.batch_names))
-        if new:
-            percentiles = tuple(cfg.dataset.get("percentiles", (0.1, 99.9)))
-            ranges = [dataset_percentiles(images, percentiles, np.flatnonzero(batches == name)) for name in new]
-            pre.add_batches(new, torch.tensor([r.low for r in ranges]), torch.tensor([r.high for r in ranges]))
-            log.info(
-                f"{len(new)} technical batches new to the run ({', '.join(new[:5])}{' ...' if len(new) > 5 else ''}): "
-                f"intensities mapped by their own percentiles {list(percentiles)}"
-            )
-        rows = pre.batch_rows(batches.tolist())
-    return groups, rows
-
-
-#: Share of a channel's new pixels beyond the training intensities above which embed says so.
-CLIPPED_SHARE = 0.01
-
-
-def warn_outside_training_range(images: np.ndarray, module: ContrastiveMethod, what: str) -> dict[int, float]:
-    """Say which channels of the new images fall outside the intensities the network was trained on (they
-    are clipped to it, so a brighter plate loses its highlights silently otherwise); returns channel ->
-    share of its pixels clipped, for the channels above ``CLIPPED_SHARE``."""
-    pre = module.preprocess
-    if pre.scales_per_image:
-        return {}
-    low = pre.low.flatten().cpu().numpy()
-    high = pre.high.flatten().cpu().numpy()
-    sample = images[:: max(1, len(images) // 2000)]
-    flat = sample.reshape(-1, sample.shape[-1])
-    shares = ((flat < low) | (flat > high)).mean(axis=0)
-    clipped = {int(c): float(v) for c, v in enumerate(shares) if v > CLIPPED_SHARE}
-    if clipped:
-        listed = ", ".join(f"channel {c}: {v:.1%}" for c, v in clipped.items())
-        log.warning(
-            f"{what}: pixels outside the intensities the network was trained on are clipped ({listed}); a plate "
-            "imaged brighter or darker than the training plates is mapped with its highlights cut. Train with "
-            "its plates, or with invariance=batch (per-batch intensities), to place it faithfully"
-        )
-    return clipped
 
 
 def embed_into_run(run_dir: Path, source: Path, out_dir: Path, size: int | None = None, device: str = "auto") -> Path:
