@@ -70,12 +70,13 @@ paper-miniature-report: install ## Report of the sweeps above: paired difference
 	$(PY) -m medviz.evaluation.miniature $(MINIATURE_SWEEPS) --out evaluations/paper_miniature
 
 INVARIANCE_SWEEPS := multirun/invariance_miniature multirun/invariance_miniature_reference \
-	multirun/invariance_miniature_crossbatch
+	multirun/invariance_miniature_crossbatch multirun/invariance_miniature_stain
 
-invariance-miniature: install ## Invariance to technical batches in miniature: 2 planted-batch sets x 5 arms x 3 seeds, references, cross-batch positives, Harmony (~2 h on 2 CPU cores)
+invariance-miniature: install ## Invariance to technical batches in miniature: 2 planted-batch sets x 5 arms x 3 seeds, references, cross-batch positives, HED jitter with batch, Harmony, the screen and new-plate cases (~2 h on 2 CPU cores)
 	-$(PY) train.py -m experiment=invariance_miniature hydra.sweep.dir=multirun/invariance_miniature
 	-$(PY) train.py -m experiment=invariance_miniature_reference hydra.sweep.dir=multirun/invariance_miniature_reference
 	-$(PY) train.py -m experiment=invariance_miniature_crossbatch hydra.sweep.dir=multirun/invariance_miniature_crossbatch
+	-$(PY) train.py -m experiment=invariance_miniature_stain hydra.sweep.dir=multirun/invariance_miniature_stain
 	-$(PY) train.py -m experiment=quickstart_plates invariance=none,batch hydra.sweep.dir=multirun/invariance_screen
 	-$(PY) train.py -m experiment=quickstart_plates invariance=none,batch 'dataset.plate=[Plate1,Plate2]' \
 		hydra.sweep.dir=multirun/invariance_new_plate

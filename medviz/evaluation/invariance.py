@@ -30,7 +30,8 @@ from medviz.runs.config import saved_config
 from medviz.text import markdown_cell
 
 #: The arms, in the order of the report; ``harmony`` is the baseline, ``cross-batch`` the weakly supervised arm.
-ARMS = ("none", "homogeneous", "technical", "normalise", "batch", "harmony", "cross-batch")
+#: ``batch + technical``: ``invariance=batch`` with technical augmentations switched on as well.
+ARMS = ("none", "homogeneous", "technical", "normalise", "batch", "batch + technical", "harmony", "cross-batch")
 #: (key, label, higher is better). ``batch_knn_above_chance`` = batch kNN accuracy - its chance level.
 #: On the 128-D output the class metrics are ``class_knn_accuracy`` and ``class_silhouette``.
 METRICS = (
@@ -70,6 +71,9 @@ def read_run(run_dir: Path) -> InvarianceRun:
             metrics[f"{prefix}batch_knn_above_chance"] = round(float(above), 4)
     dataset = config.get("dataset", {})
     arm = str(config.get("invariance", {}).get("name", "none"))
+    technical = config.get("aug", {}).get("transform", {}).get("technical", {}).get("kind", "none")
+    if arm == "batch" and technical not in (None, "none"):
+        arm = "batch + technical"
     if config.get("baseline_of"):
         arm = "harmony"
     elif dataset.get("perturbation"):
@@ -172,6 +176,8 @@ def _section(runs: Sequence[InvarianceRun], dataset: str, prefix: str) -> tuple[
 
 def report(sweeps: Sequence[Path], out: Path, harmony: bool = True) -> dict:
     """Write ``report.md`` and ``report.json`` to ``out`` from the runs under ``sweeps``."""
+    absent = [sweep for sweep in sweeps if not Path(sweep).exists()]
+    sweeps = [sweep for sweep in sweeps if Path(sweep).exists()]
     run_dirs = find_run_dirs(sweeps)
     if not run_dirs:
         raise ConfigError(f"no finished runs under {', '.join(map(str, sweeps))}: run make invariance-miniature first")
@@ -216,6 +222,8 @@ def report(sweeps: Sequence[Path], out: Path, harmony: bool = True) -> dict:
             )
         lines.append("")
         result["datasets"][dataset] = entry
+    if absent:
+        lines += ["## Sweeps not run", "", *[f"- {markdown_cell(str(sweep))}" for sweep in absent], ""]
     missing = missing_in(list(sweeps))
     if missing:
         lines += ["## Runs that did not finish", "", *[f"- {job.describe()}" for job in missing], ""]

@@ -10,10 +10,11 @@ import yaml
 from medviz.evaluation.invariance import read_run, report
 
 
-def _run(root, name: str, arm: str, seed: int, batches: int, metrics: dict, **extra) -> None:
+def _run(root, name: str, arm: str, seed: int, batches: int, metrics: dict, technical="none", **extra) -> None:
     folder = root / name
     folder.mkdir(parents=True)
     config = {"dataset": {"name": "synthcells", "batches": batches, **extra}, "invariance": {"name": arm}, "seed": seed}
+    config["aug"] = {"transform": {"technical": {"kind": technical}}}
     config["method"] = {"name": "tsimcne"}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -35,6 +36,7 @@ def sweep(tmp_path):
         _run(root, f"batch{seed}", "batch", seed, 3, _metrics(0.79 + 0.01 * seed, 0.36 + 0.01 * seed, 0.85))
         _run(root, f"ref{seed}", "none", seed, 0, {"knn_accuracy": 0.80 + 0.01 * seed, "silhouette": 0.3})
         _run(root, f"cross{seed}", "none", seed, 3, _metrics(0.9, 0.5, 0.6), perturbation="phenotype")
+        _run(root, f"stain{seed}", "batch", seed, 3, _metrics(0.82, 0.36, 0.85), technical="stain")
     return root
 
 
@@ -42,6 +44,7 @@ def test_runs_are_sorted_into_their_arms(sweep):
     assert read_run(sweep / "batch0").arm == "batch" and read_run(sweep / "batch0").planted
     assert read_run(sweep / "ref1").arm == "none" and not read_run(sweep / "ref1").planted
     assert read_run(sweep / "cross2").arm == "cross-batch"
+    assert read_run(sweep / "stain1").arm == "batch + technical"
     assert read_run(sweep / "none0").metrics["batch_knn_above_chance"] == pytest.approx(0.61)
 
 
@@ -56,6 +59,7 @@ def test_the_report_gives_paired_differences_and_the_targets(sweep, tmp_path):
     assert targets["class_knn_share"] == pytest.approx(0.80 / 0.81) and targets["class_knn_met"]
     assert not entry["targets"]["none"]["batch_knn_met"]
     assert "cross-batch" in entry["map"]
+    assert entry["map"]["batch + technical"]["knn_accuracy"]["difference"]["mean"] == pytest.approx(0.01)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| batch | 3 |" in text and "-0.580 [" in text and "none, without planted batches" in text
     assert "on the 128-D output" in text
@@ -65,3 +69,10 @@ def test_an_empty_sweep_is_refused_with_the_command(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(Exception, match="make invariance-miniature"):
         report([tmp_path / "empty"], tmp_path / "out", harmony=False)
+
+
+def test_a_sweep_not_run_is_named_and_the_rest_reported(sweep, tmp_path):
+    result = report([sweep, tmp_path / "never_run"], tmp_path / "out", harmony=False)
+    assert "batch" in result["datasets"]["synthcells"]["map"]
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "## Sweeps not run" in text and "never\\_run" in text
