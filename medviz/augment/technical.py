@@ -143,8 +143,8 @@ class TechnicalJitter(nn.Module):
             raise ValueError("resolve technical kind auto with TechnicalSettings.resolved before building")
         if settings.kind == "stain" and channels != 3:
             raise ConfigError(
-                f"aug.transform.technical.kind=stain jitters H&E stains in RGB, but these images have {channels} "
-                "channel(s): use kind=fluorescence (per-channel gain, offset, gamma and blur)"
+                f"aug.transform.technical.kind=stain jitters H&E stains and needs 8-bit RGB images, but these "
+                f"have {channels} channel(s): use kind=fluorescence (per-channel gain, offset, gamma and blur)"
             )
         self.settings = settings
 

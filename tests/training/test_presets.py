@@ -122,9 +122,11 @@ FLUORESCENCE = {"synthcells", "arrays", "cellprofiler", "deepprofiler", "masks",
 
 
 def made_for_rgb(cfg) -> bool:
-    """Whether a config asks for something only 8-bit RGB images have (colour jitter, grayscale, planted artefacts)."""
+    """Whether a config asks for something only 8-bit RGB images have (colour jitter, grayscale, HED stain
+    jitter, planted artefacts)."""
     aug = cfg.aug.transform
-    return bool(aug.jitter_p > 0 and any(aug.jitter) or aug.gray_p > 0 or cfg.qc.inject)
+    stain = aug.technical.kind == "stain"
+    return bool(aug.jitter_p > 0 and any(aug.jitter) or aug.gray_p > 0 or stain or cfg.qc.inject)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
