@@ -31,7 +31,21 @@ from medviz.text import markdown_cell
 
 #: The arms, in the order of the report; ``harmony`` is the baseline, ``cross-batch`` the weakly supervised arm.
 #: ``batch + technical``: ``invariance=batch`` with technical augmentations switched on as well.
-ARMS = ("none", "homogeneous", "technical", "normalise", "batch", "batch + technical", "harmony", "cross-batch")
+#: ``<arm> + cross-batch``: that arm with cross-batch positives.
+ARMS = (
+    "none",
+    "homogeneous",
+    "technical",
+    "normalise",
+    "batch",
+    "batch + technical",
+    "harmony",
+    "cross-batch",
+    "homogeneous + cross-batch",
+    "technical + cross-batch",
+    "normalise + cross-batch",
+    "batch + cross-batch",
+)
 #: (key, label, higher is better). ``batch_knn_above_chance`` = batch kNN accuracy - its chance level.
 #: On the 128-D output the class metrics are ``class_knn_accuracy`` and ``class_silhouette``.
 METRICS = (
@@ -76,8 +90,8 @@ def read_run(run_dir: Path) -> InvarianceRun:
         arm = "batch + technical"
     if config.get("baseline_of"):
         arm = "harmony"
-    elif dataset.get("perturbation"):
-        arm = "cross-batch"
+    elif dataset.get("perturbation"):  # weak supervision on top of the unsupervised arm
+        arm = "cross-batch" if arm == "none" else f"{arm} + cross-batch"
     planted = int(dataset.get("batches") or 0) > 0 or dataset.get("batch") is not None
     return InvarianceRun(str(dataset.get("name")), arm, int(config.get("seed", 0)), planted, metrics, run_dir)
 

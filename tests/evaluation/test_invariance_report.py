@@ -37,6 +37,7 @@ def sweep(tmp_path):
         _run(root, f"ref{seed}", "none", seed, 0, {"knn_accuracy": 0.80 + 0.01 * seed, "silhouette": 0.3})
         _run(root, f"cross{seed}", "none", seed, 3, _metrics(0.9, 0.5, 0.6), perturbation="phenotype")
         _run(root, f"stain{seed}", "batch", seed, 3, _metrics(0.82, 0.36, 0.85), technical="stain")
+        _run(root, f"bcross{seed}", "batch", seed, 3, _metrics(0.7, 0.4, 0.8), perturbation="phenotype")
     return root
 
 
@@ -45,6 +46,7 @@ def test_runs_are_sorted_into_their_arms(sweep):
     assert read_run(sweep / "ref1").arm == "none" and not read_run(sweep / "ref1").planted
     assert read_run(sweep / "cross2").arm == "cross-batch"
     assert read_run(sweep / "stain1").arm == "batch + technical"
+    assert read_run(sweep / "bcross0").arm == "batch + cross-batch"
     assert read_run(sweep / "none0").metrics["batch_knn_above_chance"] == pytest.approx(0.61)
 
 
@@ -58,7 +60,8 @@ def test_the_report_gives_paired_differences_and_the_targets(sweep, tmp_path):
     assert targets["batch_knn_met"] and targets["ilisi_met"]
     assert targets["class_knn_share"] == pytest.approx(0.80 / 0.81) and targets["class_knn_met"]
     assert not entry["targets"]["none"]["batch_knn_met"]
-    assert "cross-batch" in entry["map"]
+    assert entry["map"]["cross-batch"]["knn_accuracy"]["values"] == {0: 0.9, 1: 0.9, 2: 0.9}
+    assert entry["map"]["batch + cross-batch"]["knn_accuracy"]["values"] == {0: 0.7, 1: 0.7, 2: 0.7}
     assert entry["map"]["batch + technical"]["knn_accuracy"]["difference"]["mean"] == pytest.approx(0.01)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "| batch | 3 |" in text and "-0.580 [" in text and "none, without planted batches" in text
