@@ -37,8 +37,23 @@ def principal_components(features: np.ndarray, components: int = COMPONENTS) -> 
     return (u[:, :keep] * s[:keep]).astype(np.float32)
 
 
+#: Below this share of the components' norm, Harmony is said to have moved nothing.
+UNMOVED = 1e-3
+
+
+def relative_change(before: np.ndarray, after: np.ndarray) -> float:
+    """How far Harmony moved the points: ||after - before|| / ||before|| over arrays (N, d)."""
+    scale = float(np.linalg.norm(before))
+    return float(np.linalg.norm(after - before)) / scale if scale > 0 else 0.0
+
+
 def harmony_corrected(features: np.ndarray, batches: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Features (N, D) and each point's technical batch (N,) -> Harmony-corrected principal components (N, d)."""
+    """Features (N, D) and each point's technical batch (N,) -> Harmony-corrected principal components (N, d).
+
+    Warns when the correction moved nothing: Harmony aligns technical batches inside the clusters
+    they share, so batches that already lie in clusters of their own (each cluster one batch) are
+    left where they are -- a map of such data is not corrected, and the user should know why.
+    """
     import harmonypy  # imported here: only this baseline needs it
 
     components = principal_components(features)
@@ -46,7 +61,14 @@ def harmony_corrected(features: np.ndarray, batches: np.ndarray, seed: int = 0) 
     result = harmonypy.run_harmony(components, table, "batch", random_state=seed, verbose=False)
     corrected = np.asarray(result.Z_corr, dtype=np.float32)
     # harmonypy 2 returns (N, d); earlier releases returned (d, N).
-    return corrected if corrected.shape[0] == len(features) else corrected.T
+    corrected = corrected if corrected.shape[0] == len(features) else corrected.T
+    if relative_change(components, corrected) < UNMOVED:
+        log.warning(
+            "Harmony left the features as they were: each of its clusters holds images of one technical "
+            "batch only, so no batches share a cluster to be aligned in. The batches are already apart "
+            "in the features; train with invariance=batch instead (docs/invariance.md)."
+        )
+    return corrected
 
 
 def harmony_baseline(run_dir: Path, out_dir: Path, k: int, seed: int, max_points: int) -> Path:
@@ -75,6 +97,7 @@ def harmony_baseline(run_dir: Path, out_dir: Path, k: int, seed: int, max_points
     codes, names = batches
     log.info(f"Harmony on {features.shape[1]}-D features of {len(features)} images, {len(names)} technical batches")
     corrected = harmony_corrected(features, codes, seed=seed)
+    moved = relative_change(principal_components(features), corrected)
     coords = feature_tsne(corrected, seed=seed)
     target = out_dir / f"harmony-{run_dir.name}"
     target.mkdir(parents=True, exist_ok=True)
@@ -85,6 +108,7 @@ def harmony_baseline(run_dir: Path, out_dir: Path, k: int, seed: int, max_points
     save_embedding(target, coords, data, arrays["index"])
     metrics = {
         "n_images": len(coords),
+        "harmony_relative_change": moved,
         **map_metrics(coords, data.labels, k=k, seed=seed),
         **batch_metrics(coords, corrected, data, k=k, seed=seed, max_points=max_points),
     }

@@ -10,7 +10,12 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from medviz.errors import DataError
-from medviz.evaluation.harmony import harmony_baseline, harmony_corrected, principal_components
+from medviz.evaluation.harmony import (
+    harmony_baseline,
+    harmony_corrected,
+    principal_components,
+    relative_change,
+)
 from medviz.training.pipeline import train
 from tests.helpers.config import TINY, compose_config
 
@@ -42,6 +47,30 @@ def test_harmony_removes_a_batch_shift_and_keeps_the_classes():
     assert _knn(corrected, labels) > 0.95
 
 
+def test_batches_in_clusters_of_their_own_are_left_as_they_were_and_said(caplog):
+    # Each technical batch a tight cluster far from the others: Harmony has no shared cluster in
+    # which to align them, so it moves nothing -- and the user is told why.
+    rng = np.random.default_rng(2)
+    batches = np.repeat([0, 1, 2], 150)
+    features = rng.normal(size=(3, 20))[batches] * 50 + rng.normal(size=(450, 20))
+    with caplog.at_level("WARNING", logger="medviz"):
+        corrected = harmony_corrected(features, batches, seed=0)
+    assert relative_change(principal_components(features), corrected) < 1e-3
+    assert "one technical batch only" in caplog.text and "invariance=batch" in caplog.text
+
+
+def test_a_correction_that_moves_the_points_says_nothing(caplog):
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1, 2], 200)
+    batches = np.tile([0, 1], 300)
+    features = rng.normal(size=(3, 20))[labels] * 4 + rng.normal(size=(600, 20))
+    features[batches == 1] += rng.normal(size=20)
+    with caplog.at_level("WARNING", logger="medviz"):
+        corrected = harmony_corrected(features, batches, seed=0)
+    assert relative_change(principal_components(features), corrected) > 0.01
+    assert "Harmony left" not in caplog.text
+
+
 @pytest.fixture(scope="module")
 def run_with_batches(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "cells"
@@ -64,6 +93,7 @@ def test_the_baseline_maps_a_runs_corrected_features_and_measures_them(run_with_
     assert metrics["n_images"] == 96
     for key in ("knn_accuracy", "batch_ilisi", "batch_knn_accuracy", "features_batch_ilisi"):
         assert key in metrics
+    assert metrics["harmony_relative_change"] >= 0
     saved = np.load(folder / "embedding.npz")
     assert saved["embedding"].shape == (96, 2) and np.array_equal(saved["index"], np.arange(96))
     assert (folder / "map.png").is_file()
