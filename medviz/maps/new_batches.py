@@ -115,24 +115,40 @@ def technical_settings(
 CLIPPED_SHARE = 0.01
 
 
-def warn_outside_training_range(images: np.ndarray, module: ContrastiveMethod, what: str) -> dict[int, float]:
-    """Say which channels of the new images fall outside the intensities the network was trained on (they
-    are clipped to it, so a brighter plate loses its highlights silently otherwise); returns channel ->
-    share of its pixels clipped, for the channels above ``CLIPPED_SHARE``."""
+def outside_training_range(images: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, H, W, C) and the training range per channel (C,) -> each channel's share of pixels
+    above the range (highlights cut) and below it (dark detail flattened), each (C,), from a sample
+    of at most about 2,000 images."""
+    sample = images[:: max(1, len(images) // 2000)]
+    flat = sample.reshape(-1, sample.shape[-1])
+    return (flat > high).mean(axis=0), (flat < low).mean(axis=0)
+
+
+def warn_outside_training_range(
+    images: np.ndarray, module: ContrastiveMethod, what: str
+) -> dict[int, tuple[float, float]]:
+    """Say which channels of the new images fall outside the intensities the network was trained on
+    (they are clipped to it, so a brighter plate loses its highlights silently otherwise); returns
+    channel -> (share of its pixels above the range, share below), for the channels where either
+    exceeds ``CLIPPED_SHARE``. The two ends are said apart: a brighter plate loses highlights, a
+    darker one its faint detail, and which one happened tells the user what went wrong."""
     pre = module.preprocess
     if pre.scales_per_image:
         return {}
     low = pre.low.flatten().cpu().numpy()
     high = pre.high.flatten().cpu().numpy()
-    sample = images[:: max(1, len(images) // 2000)]
-    flat = sample.reshape(-1, sample.shape[-1])
-    shares = ((flat < low) | (flat > high)).mean(axis=0)
-    clipped = {int(c): float(v) for c, v in enumerate(shares) if v > CLIPPED_SHARE}
+    above, below = outside_training_range(images, low, high)
+    clipped = {
+        int(c): (float(a), float(b))
+        for c, (a, b) in enumerate(zip(above, below, strict=True))
+        if max(a, b) > CLIPPED_SHARE
+    }
     if clipped:
-        listed = ", ".join(f"channel {c}: {v:.1%}" for c, v in clipped.items())
+        listed = "; ".join(f"channel {c}: {a:.1%} above, {b:.1%} below" for c, (a, b) in clipped.items())
         log.warning(
-            f"{what}: pixels outside the intensities the network was trained on are clipped ({listed}); a plate "
-            "imaged brighter or darker than the training plates is mapped with its highlights cut. Train with "
-            "its plates, or with invariance=batch (per-batch intensities), to place it faithfully"
+            f"{what}: pixels outside the intensities the network was trained on are clipped to them ({listed}). "
+            "Above: brighter than any training plate, highlights cut; below: darker, faint detail flattened to "
+            "the background. Train with its plates, or with invariance=batch (per-batch intensities), to place "
+            "it faithfully"
         )
     return clipped
