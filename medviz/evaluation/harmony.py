@@ -48,11 +48,17 @@ def relative_change(before: np.ndarray, after: np.ndarray) -> float:
 
 
 def harmony_corrected(features: np.ndarray, batches: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Features (N, D) and each point's technical batch (N,) -> Harmony-corrected principal components (N, d).
+    """Features (N, D) and each point's technical batch (N,) -> Harmony-corrected principal components (N, d)."""
+    return harmony_correction(features, batches, seed)[0]
+
+
+def harmony_correction(features: np.ndarray, batches: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
+    """Features (N, D) and each point's technical batch (N,) -> the corrected principal components
+    (N, d) and how far Harmony moved them (:func:`relative_change`).
 
     Warns when the correction moved nothing: Harmony aligns technical batches inside the clusters
-    they share, so batches that already lie in clusters of their own (each cluster one batch) are
-    left where they are -- a map of such data is not corrected, and the user should know why.
+    they share, so batches that already lie in clusters of their own are left where they are -- a
+    map of such data is not corrected, and the user should know why.
     """
     import harmonypy  # imported here: only this baseline needs it
 
@@ -62,13 +68,14 @@ def harmony_corrected(features: np.ndarray, batches: np.ndarray, seed: int = 0) 
     corrected = np.asarray(result.Z_corr, dtype=np.float32)
     # harmonypy 2 returns (N, d); earlier releases returned (d, N).
     corrected = corrected if corrected.shape[0] == len(features) else corrected.T
-    if relative_change(components, corrected) < UNMOVED:
+    moved = relative_change(components, corrected)
+    if moved < UNMOVED:
         log.warning(
-            "Harmony left the features as they were: each of its clusters holds images of one technical "
-            "batch only, so no batches share a cluster to be aligned in. The batches are already apart "
-            "in the features; train with invariance=batch instead (docs/invariance.md)."
+            "Harmony left the features as they were: it aligns technical batches inside the clusters they "
+            "share, and here the batches lie apart, each in clusters of one technical batch only. Train with "
+            "invariance=batch instead (docs/invariance.md)."
         )
-    return corrected
+    return corrected, moved
 
 
 def harmony_baseline(run_dir: Path, out_dir: Path, k: int, seed: int, max_points: int) -> Path:
@@ -96,8 +103,7 @@ def harmony_baseline(run_dir: Path, out_dir: Path, k: int, seed: int, max_points
         raise DataError(f"{run_dir}: its features and its map list different images; train the run again")
     codes, names = batches
     log.info(f"Harmony on {features.shape[1]}-D features of {len(features)} images, {len(names)} technical batches")
-    corrected = harmony_corrected(features, codes, seed=seed)
-    moved = relative_change(principal_components(features), corrected)
+    corrected, moved = harmony_correction(features, codes, seed=seed)
     coords = feature_tsne(corrected, seed=seed)
     target = out_dir / f"harmony-{run_dir.name}"
     target.mkdir(parents=True, exist_ok=True)

@@ -32,19 +32,13 @@ from medviz.text import markdown_cell
 #: The arms, in the order of the report; ``harmony`` is the baseline, ``cross-batch`` the weakly supervised arm.
 #: ``batch + technical``: ``invariance=batch`` with technical augmentations switched on as well.
 #: ``<arm> + cross-batch``: that arm with cross-batch positives.
+UNSUPERVISED_ARMS = ("none", "homogeneous", "technical", "normalise", "batch")
 ARMS = (
-    "none",
-    "homogeneous",
-    "technical",
-    "normalise",
-    "batch",
+    *UNSUPERVISED_ARMS,
     "batch + technical",
     "harmony",
     "cross-batch",
-    "homogeneous + cross-batch",
-    "technical + cross-batch",
-    "normalise + cross-batch",
-    "batch + cross-batch",
+    *(f"{arm} + cross-batch" for arm in UNSUPERVISED_ARMS[1:]),
 )
 #: (key, label, higher is better). ``batch_knn_above_chance`` = batch kNN accuracy - its chance level.
 #: On the 128-D output the class metrics are ``class_knn_accuracy`` and ``class_silhouette``.
