@@ -78,16 +78,31 @@ def read_run(run_dir: Path) -> InvarianceRun:
             above = metrics[f"{prefix}batch_knn_accuracy"] - metrics[f"{prefix}batch_knn_chance"]
             metrics[f"{prefix}batch_knn_above_chance"] = round(float(above), 4)
     dataset = config.get("dataset", {})
+    planted = int(dataset.get("batches") or 0) > 0 or dataset.get("batch") is not None
+    return InvarianceRun(str(dataset.get("name")), arm_of(config), int(config.get("seed", 0)), planted, metrics, run_dir)
+
+
+def arm_of(config: dict) -> str:
+    """The arm a run's saved config trained: its ``invariance`` group, with ``+ technical`` when
+    technical augmentations were switched on beside it and ``+ cross-batch`` when it paired positives
+    across batches; ``harmony`` for a Harmony baseline. Named from every switch, so two runs that
+    differ in one are never reported as one arm."""
+    if config.get("baseline_of"):
+        return "harmony"
     arm = str(config.get("invariance", {}).get("name", "none"))
     technical = config.get("aug", {}).get("transform", {}).get("technical", {}).get("kind", "none")
-    if arm == "batch" and technical not in (None, "none"):
-        arm = "batch + technical"
-    if config.get("baseline_of"):
-        arm = "harmony"
-    elif dataset.get("perturbation"):  # weak supervision on top of the unsupervised arm
+    if technical not in (None, "none") and arm != "technical":
+        arm = "technical" if arm == "none" else f"{arm} + technical"
+    if config.get("dataset", {}).get("perturbation"):  # weak supervision on top of the unsupervised arm
         arm = "cross-batch" if arm == "none" else f"{arm} + cross-batch"
-    planted = int(dataset.get("batches") or 0) > 0 or dataset.get("batch") is not None
-    return InvarianceRun(str(dataset.get("name")), arm, int(config.get("seed", 0)), planted, metrics, run_dir)
+    return arm
+
+
+def arms_in_order(runs: Sequence[InvarianceRun]) -> list[str]:
+    """The arms of ``runs``: those of :data:`ARMS` in its order, then any other (a group of the user's
+    own, a combination the miniature does not run) by name, so no run is left out of the report."""
+    present = {run.arm for run in runs}
+    return [arm for arm in ARMS if arm in present] + sorted(present - set(ARMS))
 
 
 def add_harmony_baselines(runs: list[InvarianceRun], out: Path) -> list[InvarianceRun]:
@@ -161,7 +176,7 @@ def _section(runs: Sequence[InvarianceRun], dataset: str, prefix: str) -> tuple[
     found: dict = {}
     on_features = {"knn_accuracy": "class_knn_accuracy", "silhouette": "class_silhouette"}
     tables = {key: by_seed(runs, prefix + (on_features.get(key, key) if prefix else key)) for key, _, _ in METRICS}
-    for arm in ARMS:
+    for arm in arms_in_order(runs):
         for planted in (True, False):
             if planted is False and arm != "none":
                 continue
@@ -211,14 +226,14 @@ def report(sweeps: Sequence[Path], out: Path, harmony: bool = True) -> dict:
             lines += section
             entry["map" if not prefix else "features"] = found
         lines += ["Targets on the planted batches (means over seeds):", ""]
-        for arm in ARMS:
+        for arm in arms_in_order(runs):
             met = targets(runs, dataset, arm)
             if not met:
                 continue
             entry["targets"][arm] = met
             share = met["class_knn_share"]
             lines.append(
-                f"- {arm}: batch kNN - chance {met['batch_knn_above_chance']:.3f} "
+                f"- {markdown_cell(arm)}: batch kNN - chance {met['batch_knn_above_chance']:.3f} "
                 f"({'met' if met['batch_knn_met'] else 'not met'}, target ≤ {BATCH_KNN_WITHIN}); iLISI "
                 f"{met['ilisi']:.3f} ({'met' if met['ilisi_met'] else 'not met'}, ≥ {ILISI_AT_LEAST}); class kNN "
                 + (

@@ -79,3 +79,17 @@ def test_a_sweep_not_run_is_named_and_the_rest_reported(sweep, tmp_path):
     assert "batch" in result["datasets"]["synthcells"]["map"]
     text = (tmp_path / "out" / "report.md").read_text()
     assert "## Sweeps not run" in text and "never\\_run" in text
+
+
+def test_every_switch_names_the_arm_so_runs_that_differ_are_never_one_arm(sweep, tmp_path):
+    for seed in (0, 1):
+        _run(sweep, f"homstain{seed}", "homogeneous", seed, 3, _metrics(0.6, 0.5, 0.5), technical="stain")
+        _run(sweep, f"mine{seed}", "my_group|*x*", seed, 3, _metrics(0.5, 0.6, 0.4))
+    assert read_run(sweep / "homstain0").arm == "homogeneous + technical"
+    assert read_run(sweep / "none0").arm == "none"
+    result = report([sweep], tmp_path / "out", harmony=False)
+    found = result["datasets"]["synthcells"]["map"]
+    assert found["homogeneous + technical"]["knn_accuracy"]["values"] == {0: 0.6, 1: 0.6}
+    assert found["my_group|*x*"]["knn_accuracy"]["values"] == {0: 0.5, 1: 0.5}  # an arm of the user's own
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "my\\_group\\|\\*x\\*" in text and "my_group|*x*" not in text  # shown as text, not markup
