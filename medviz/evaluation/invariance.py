@@ -79,7 +79,8 @@ def read_run(run_dir: Path) -> InvarianceRun:
             metrics[f"{prefix}batch_knn_above_chance"] = round(float(above), 4)
     dataset = config.get("dataset", {})
     planted = int(dataset.get("batches") or 0) > 0 or dataset.get("batch") is not None
-    return InvarianceRun(str(dataset.get("name")), arm_of(config), int(config.get("seed", 0)), planted, metrics, run_dir)
+    seed = int(config.get("seed", 0))
+    return InvarianceRun(str(dataset.get("name")), arm_of(config), seed, planted, metrics, run_dir)
 
 
 def arm_of(config: dict) -> str:
